@@ -1,0 +1,276 @@
+//! The run configuration: one TOML file, unknown keys rejected, validated before any I/O.
+//!
+//! ```toml
+//! [input]
+//! dir = "data/sample"          # social.jsonl, market.jsonl, weather.jsonl
+//! epoch_lines = 4096           # file replay: lines per epoch
+//! max_epochs_in_flight = 8     # backpressure: a source waits while this many epochs are unfinished
+//!
+//! [output]
+//! dir = "out"
+//!
+//! [batch]                      # every sink; per-sink tables may override
+//! max_records = 1000
+//! max_bytes = 8388608          # 8 MiB
+//! max_age_ms = 60000
+//!
+//! [dedup]
+//! horizon_hours = 168          # state older than this (event time) is forgotten
+//!
+//! [watermark]
+//! social_lateness_ms = 10800000
+//! market_lateness_ms = 10800000
+//! weather_lateness_ms = 0
+//!
+//! [join]
+//! max_weather_age_ms = 10800000  # a reading older than 3 h does not enrich
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::record::StreamKind;
+
+/// A configuration error: the offending key (dotted path) and why.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("config key `{key}`: {reason}")]
+pub struct ConfigError {
+    /// Dotted key path, e.g. `batch.max_records`.
+    pub key: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl ConfigError {
+    fn new(key: &str, reason: impl Into<String>) -> ConfigError {
+        ConfigError { key: key.to_owned(), reason: reason.into() }
+    }
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Input settings.
+    pub input: InputConfig,
+    /// Output settings.
+    pub output: OutputConfig,
+    /// Default batch policy of every sink.
+    pub batch: BatchConfig,
+    /// De-duplication.
+    pub dedup: DedupConfig,
+    /// Watermarks.
+    pub watermark: WatermarkConfig,
+    /// Weather join.
+    pub join: JoinConfig,
+}
+
+/// `[input]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct InputConfig {
+    /// Folder holding `social.jsonl`, `market.jsonl`, `weather.jsonl`.
+    pub dir: PathBuf,
+    /// Lines per epoch in file replay (≥ 1).
+    pub epoch_lines: u64,
+    /// Epochs a source may run ahead of the slowest finished stage (≥ 1).
+    pub max_epochs_in_flight: u64,
+    /// Largest accepted message, bytes (a longer line is a dead letter `too_large`).
+    pub max_message_bytes: usize,
+}
+
+impl Default for InputConfig {
+    fn default() -> Self {
+        InputConfig { dir: PathBuf::from("data/sample"), epoch_lines: 4096, max_epochs_in_flight: 8, max_message_bytes: 1 << 20 }
+    }
+}
+
+/// `[output]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutputConfig {
+    /// Output folder of the file sinks.
+    pub dir: PathBuf,
+}
+
+impl Default for OutputConfig {
+    fn default() -> Self {
+        OutputConfig { dir: PathBuf::from("out") }
+    }
+}
+
+/// A sink's batch policy: a batch is flushed when any limit is reached.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BatchConfig {
+    /// Records per batch (≥ 1). Default 1,000.
+    pub max_records: usize,
+    /// Encoded bytes per batch (≥ 1 KiB). Default 8 MiB.
+    pub max_bytes: usize,
+    /// Age of the oldest record in an open batch before it is flushed, ms (≥ 1). Default 60,000.
+    pub max_age_ms: u64,
+}
+
+impl Default for BatchConfig {
+    fn default() -> Self {
+        BatchConfig { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 60_000 }
+    }
+}
+
+/// `[dedup]`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct DedupConfig {
+    /// Event-time horizon of the de-duplication state, hours (≥ 1). Default 168 (7 days).
+    pub horizon_hours: u64,
+}
+
+impl Default for DedupConfig {
+    fn default() -> Self {
+        DedupConfig { horizon_hours: 168 }
+    }
+}
+
+/// `[watermark]`: allowed lateness per stream, ms.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WatermarkConfig {
+    /// Social posts. Default 3 h (the reference data's late records are up to 3 h behind).
+    pub social_lateness_ms: u64,
+    /// Market orders. Default 3 h.
+    pub market_lateness_ms: u64,
+    /// Weather readings. Default 0 (the fetcher publishes in order).
+    pub weather_lateness_ms: u64,
+}
+
+impl Default for WatermarkConfig {
+    fn default() -> Self {
+        WatermarkConfig { social_lateness_ms: 3 * 3_600_000, market_lateness_ms: 3 * 3_600_000, weather_lateness_ms: 0 }
+    }
+}
+
+impl WatermarkConfig {
+    /// Allowed lateness per stream in ms, for [`crate::watermark::Watermarks::new`].
+    pub fn lateness(&self) -> [(StreamKind, i64); 3] {
+        [
+            (StreamKind::Social, self.social_lateness_ms as i64),
+            (StreamKind::Market, self.market_lateness_ms as i64),
+            (StreamKind::Weather, self.weather_lateness_ms as i64),
+        ]
+    }
+}
+
+/// `[join]`.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct JoinConfig {
+    /// Oldest reading that may enrich a record, ms before its event time. Default 3 h (PIPELINE.md).
+    pub max_weather_age_ms: u64,
+}
+
+impl Default for JoinConfig {
+    fn default() -> Self {
+        JoinConfig { max_weather_age_ms: 3 * 3_600_000 }
+    }
+}
+
+const MAX_LATENESS_MS: u64 = 7 * 24 * 3_600_000;
+
+impl Config {
+    /// Parses TOML text. Errors: syntax, unknown keys, wrong types (the message names the key),
+    /// then [`Config::validate`].
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let key = e.message().split('`').nth(1).unwrap_or("(file)").to_owned();
+            ConfigError { key, reason: e.to_string().replace('\n', " ").trim().to_owned() }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+        Config::from_toml(&text)
+    }
+
+    /// Checks every value's range. Pure: no I/O.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.input.epoch_lines == 0 {
+            return Err(ConfigError::new("input.epoch_lines", "must be at least 1"));
+        }
+        if self.input.max_epochs_in_flight == 0 {
+            return Err(ConfigError::new("input.max_epochs_in_flight", "must be at least 1"));
+        }
+        if self.input.max_message_bytes < 1024 {
+            return Err(ConfigError::new("input.max_message_bytes", "must be at least 1024"));
+        }
+        self.batch.validate("batch")?;
+        if self.dedup.horizon_hours == 0 {
+            return Err(ConfigError::new("dedup.horizon_hours", "must be at least 1"));
+        }
+        for (key, v) in [
+            ("watermark.social_lateness_ms", self.watermark.social_lateness_ms),
+            ("watermark.market_lateness_ms", self.watermark.market_lateness_ms),
+            ("watermark.weather_lateness_ms", self.watermark.weather_lateness_ms),
+        ] {
+            if v > MAX_LATENESS_MS {
+                return Err(ConfigError::new(key, format!("must be at most {MAX_LATENESS_MS} (7 days)")));
+            }
+        }
+        if self.join.max_weather_age_ms == 0 {
+            return Err(ConfigError::new("join.max_weather_age_ms", "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+impl BatchConfig {
+    /// Checks the limits; `prefix` is the key path used in errors (`batch`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        if self.max_records == 0 {
+            return Err(ConfigError::new(&format!("{prefix}.max_records"), "must be at least 1"));
+        }
+        if self.max_bytes < 1024 {
+            return Err(ConfigError::new(&format!("{prefix}.max_bytes"), "must be at least 1024"));
+        }
+        if self.max_age_ms == 0 {
+            return Err(ConfigError::new(&format!("{prefix}.max_age_ms"), "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_gives_the_documented_defaults() {
+        let c = Config::from_toml("").expect("defaults are valid");
+        assert_eq!(c.batch, BatchConfig { max_records: 1000, max_bytes: 8 * 1024 * 1024, max_age_ms: 60_000 });
+        assert_eq!(c.dedup.horizon_hours, 168);
+        assert_eq!(c.join.max_weather_age_ms, 10_800_000);
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let e = Config::from_toml("[batch]\nmax_recods = 5\n").expect_err("typo");
+        assert_eq!(e.key, "max_recods");
+        assert!(e.reason.contains("unknown field"), "{}", e.reason);
+    }
+
+    #[test]
+    fn out_of_range_value_is_named() {
+        let e = Config::from_toml("[batch]\nmax_records = 0\n").expect_err("zero");
+        assert_eq!(e, ConfigError::new("batch.max_records", "must be at least 1"));
+    }
+
+    #[test]
+    fn wrong_type_is_an_error() {
+        let e = Config::from_toml("[dedup]\nhorizon_hours = \"week\"\n").expect_err("string");
+        assert!(e.to_string().contains("horizon_hours") || e.reason.contains("invalid type"), "{e}");
+    }
+}
