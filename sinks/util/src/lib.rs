@@ -12,6 +12,5 @@ pub mod encoder;
 pub mod writer;
 
 pub use batch::{BatchPolicy, EncodedBatch, Item};
-pub use driver::{BatchSink, SinkStats};
 pub use encoder::{Encoder, Framing};
 pub use writer::{BatchWriter, Completion, ItemRejection, SinkError, WriteOutcome};
