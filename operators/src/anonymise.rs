@@ -12,7 +12,9 @@
 use std::borrow::Cow;
 
 use hmac::{Hmac, KeyInit, Mac};
-use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, Enrichment, MarketOrder, PiiReport, SocialPost};
+use millionx_dataflow::record::{
+    EnrichedOrder, EnrichedPost, Enrichment, MarketOrder, PiiReport, SocialPost,
+};
 use regex::Regex;
 use sha2::Sha256;
 
@@ -42,7 +44,8 @@ impl Anonymiser {
     pub fn new(key: &[u8]) -> Anonymiser {
         #[allow(clippy::expect_used)]
         Anonymiser {
-            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length"),
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key)
+                .expect("HMAC accepts keys of any length"),
             phone: Regex::new(PHONE).expect("static pattern"),
             email: Regex::new(EMAIL).expect("static pattern"),
         }
@@ -119,7 +122,10 @@ impl Anonymiser {
             language: p.language,
             posted_at: p.posted_at,
             extra: p.extra,
-            enrichment: Enrichment { pii, ..Enrichment::default() },
+            enrichment: Enrichment {
+                pii,
+                ..Enrichment::default()
+            },
         }
     }
 
@@ -151,7 +157,10 @@ impl Anonymiser {
             shipping_city: o.shipping_city,
             ordered_at: o.ordered_at,
             extra: o.extra,
-            enrichment: Enrichment { pii, ..Enrichment::default() },
+            enrichment: Enrichment {
+                pii,
+                ..Enrichment::default()
+            },
         }
     }
 }
@@ -163,7 +172,10 @@ mod tests {
     #[test]
     fn hmac_matches_rfc_4231_test_case_2() {
         let a = Anonymiser::new(b"Jefe");
-        assert_eq!(a.hash("what do ya want for nothing?"), "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            a.hash("what do ya want for nothing?"),
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]
@@ -187,7 +199,10 @@ mod tests {
     #[test]
     fn emails_and_clean_text() {
         let a = Anonymiser::new(DEVELOPMENT_KEY);
-        assert_eq!(a.redact("mail user123@yahoo.com or DM"), (Cow::Borrowed("mail [EMAIL] or DM"), true));
+        assert_eq!(
+            a.redact("mail user123@yahoo.com or DM"),
+            (Cow::Borrowed("mail [EMAIL] or DM"), true)
+        );
         let (t, found) = a.redact("আজ ঢাকা এ খুব গরম! 😍 @daraz");
         assert!(!found);
         assert!(matches!(t, Cow::Borrowed(_)));

@@ -11,4 +11,5 @@ pub mod dedup;
 pub mod progress;
 pub mod quality;
 pub mod validate;
+pub mod watermark;
 pub mod weather_join;

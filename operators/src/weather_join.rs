@@ -71,7 +71,10 @@ impl WeatherTable {
 
     /// The latest reading of `city` at or before `t`, at most `max_age_ms` older.
     pub fn as_of(&self, city: City, t: EventTime, max_age_ms: i64) -> Option<&WeatherContext> {
-        self.readings.range((city, t.plus_ms(-max_age_ms))..=(city, t)).next_back().map(|(_, w)| w)
+        self.readings
+            .range((city, t.plus_ms(-max_age_ms))..=(city, t))
+            .next_back()
+            .map(|(_, w)| w)
     }
 
     /// Forgets readings older than `before`.
@@ -91,7 +94,8 @@ where
         mut tracker: Watermarks,
         max_age_ms: i64,
     ) -> Stream<'scope, Epoch, Vec<T>> {
-        let mut builder = OperatorBuilder::new(format!("WeatherJoin({})", T::STREAM.name()), self.scope());
+        let mut builder =
+            OperatorBuilder::new(format!("WeatherJoin({})", T::STREAM.name()), self.scope());
         let mut records = builder.new_input(self, Pipeline);
         let mut weather = builder.new_input(readings, Pipeline);
         let mut reports = builder.new_input(watermarks, Pipeline);
@@ -106,9 +110,15 @@ where
             let mut table = WeatherTable::default();
             let mut pending: BTreeMap<EventTime, Vec<T>> = BTreeMap::new();
             move |frontiers| {
-                records.for_each(|cap, data| record_stash.stash(crate::progress::epoch_of(&cap), data));
-                weather.for_each(|cap, data| weather_stash.stash(crate::progress::epoch_of(&cap), data));
-                reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
+                records.for_each(|cap, data| {
+                    record_stash.stash(crate::progress::epoch_of(&cap), data)
+                });
+                weather.for_each(|cap, data| {
+                    weather_stash.stash(crate::progress::epoch_of(&cap), data)
+                });
+                reports.for_each(|cap, data| {
+                    report_stash.stash(crate::progress::epoch_of(&cap), data)
+                });
                 let frontier = input_frontier(frontiers);
                 let Some(cap) = held.as_mut() else { return };
                 let epochs = complete_union(
@@ -118,19 +128,21 @@ where
                         .chain(report_stash.complete_epochs(frontier)),
                 );
                 let mut handle = out.activate();
-                let mut release = |ready: BTreeMap<EventTime, Vec<T>>, at: Epoch, table: &WeatherTable| {
-                    if ready.is_empty() {
-                        return;
-                    }
-                    let c = cap.delayed(&at);
-                    let mut session = handle.session(&c);
-                    for (t, recs) in ready {
-                        for mut r in recs {
-                            r.enrichment_mut().weather = table.as_of(r.city(), t, max_age_ms).cloned();
-                            session.give(r);
+                let mut release =
+                    |ready: BTreeMap<EventTime, Vec<T>>, at: Epoch, table: &WeatherTable| {
+                        if ready.is_empty() {
+                            return;
                         }
-                    }
-                };
+                        let c = cap.delayed(&at);
+                        let mut session = handle.session(&c);
+                        for (t, recs) in ready {
+                            for mut r in recs {
+                                r.enrichment_mut().weather =
+                                    table.as_of(r.city(), t, max_age_ms).cloned();
+                                session.give(r);
+                            }
+                        }
+                    };
                 for epoch in epochs {
                     for r in report_stash.take(epoch) {
                         tracker.apply(&r);
@@ -170,7 +182,15 @@ mod tests {
 
     fn reading(city: City, t: i64, condition: &str) -> WeatherReading {
         WeatherReading {
-            meta: Meta { origin: Origin { stream: StreamKind::Weather, partition: 0, offset: 0 }, event_time: EventTime(t), ingest_ns: 0 },
+            meta: Meta {
+                origin: Origin {
+                    stream: StreamKind::Weather,
+                    partition: 0,
+                    offset: 0,
+                },
+                event_time: EventTime(t),
+                ingest_ns: 0,
+            },
             city,
             country: "BD".into(),
             latitude: 0.0,
@@ -202,12 +222,36 @@ mod tests {
         t.insert(&reading(City::Dhaka, 0, "Clear"));
         t.insert(&reading(City::Dhaka, h, "Rain"));
         t.insert(&reading(City::Sylhet, 2 * h, "Fog"));
-        assert_eq!(t.as_of(City::Dhaka, EventTime(h - 1), 3 * h).map(|w| w.condition.as_str()), Some("Clear"));
-        assert_eq!(t.as_of(City::Dhaka, EventTime(h), 3 * h).map(|w| w.condition.as_str()), Some("Rain"));
-        assert_eq!(t.as_of(City::Dhaka, EventTime(4 * h), 3 * h).map(|w| w.condition.as_str()), Some("Rain"));
-        assert_eq!(t.as_of(City::Dhaka, EventTime(4 * h + 1), 3 * h), None, "older than 3 h");
-        assert_eq!(t.as_of(City::Dhaka, EventTime(-1), 3 * h), None, "nothing at or before");
-        assert_eq!(t.as_of(City::Sylhet, EventTime(2 * h), 3 * h).map(|w| w.condition.as_str()), Some("Fog"));
+        assert_eq!(
+            t.as_of(City::Dhaka, EventTime(h - 1), 3 * h)
+                .map(|w| w.condition.as_str()),
+            Some("Clear")
+        );
+        assert_eq!(
+            t.as_of(City::Dhaka, EventTime(h), 3 * h)
+                .map(|w| w.condition.as_str()),
+            Some("Rain")
+        );
+        assert_eq!(
+            t.as_of(City::Dhaka, EventTime(4 * h), 3 * h)
+                .map(|w| w.condition.as_str()),
+            Some("Rain")
+        );
+        assert_eq!(
+            t.as_of(City::Dhaka, EventTime(4 * h + 1), 3 * h),
+            None,
+            "older than 3 h"
+        );
+        assert_eq!(
+            t.as_of(City::Dhaka, EventTime(-1), 3 * h),
+            None,
+            "nothing at or before"
+        );
+        assert_eq!(
+            t.as_of(City::Sylhet, EventTime(2 * h), 3 * h)
+                .map(|w| w.condition.as_str()),
+            Some("Fog")
+        );
         t.prune(EventTime(h));
         assert_eq!(t.as_of(City::Dhaka, EventTime(h - 1), 3 * h), None);
     }

@@ -43,14 +43,20 @@ pub trait Validate<'scope> {
     fn validate<T: Clone + 'static>(
         self,
         schema: Schema<T>,
-    ) -> (Stream<'scope, Epoch, Vec<T>>, Stream<'scope, Epoch, Vec<DeadLetter>>);
+    ) -> (
+        Stream<'scope, Epoch, Vec<T>>,
+        Stream<'scope, Epoch, Vec<DeadLetter>>,
+    );
 }
 
 impl<'scope> Validate<'scope> for Stream<'scope, Epoch, Vec<RawLine>> {
     fn validate<T: Clone + 'static>(
         self,
         schema: Schema<T>,
-    ) -> (Stream<'scope, Epoch, Vec<T>>, Stream<'scope, Epoch, Vec<DeadLetter>>) {
+    ) -> (
+        Stream<'scope, Epoch, Vec<T>>,
+        Stream<'scope, Epoch, Vec<DeadLetter>>,
+    ) {
         self.ok_err(move |line: RawLine| match schema(&line) {
             Ok(record) => Ok(record),
             Err(Rejection { reason, event_time }) => Err(DeadLetter {
