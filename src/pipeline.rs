@@ -23,7 +23,7 @@ use millionx_dataflow::quality::QualityWindow;
 use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, WeatherReading};
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
-use millionx_dataflow::{DeadLetter, Epoch, StreamKind};
+use millionx_dataflow::{DeadLetter, Epoch, EventTime, StreamKind};
 use millionx_operators::anonymise::Anonymiser;
 use millionx_operators::calendar::LocalCalendar;
 use millionx_operators::categorise::Categoriser;
@@ -43,7 +43,7 @@ use millionx_sink_util::{
 };
 use millionx_source_file::{file_source, FileSourceConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
-use timely::dataflow::operators::{Concatenate, Inspect, Probe};
+use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 use timely::worker::Worker;
 
@@ -87,14 +87,14 @@ struct SinkFactory {
 impl SinkFactory {
     fn sink<'scope, T, E>(
         &mut self,
-        stream: Stream<'scope, Epoch, Vec<T>>,
+        stream: Stream<'scope, Epoch, Vec<Arc<T>>>,
         folder: &str,
         ext: &'static str,
         encoder: E,
         record_latency: bool,
     ) -> Stream<'scope, Epoch, Vec<DeadLetter>>
     where
-        T: SinkRecord + Clone + 'static,
+        T: SinkRecord + 'static,
         E: Encoder<T> + 'static,
     {
         let stats = Rc::new(RefCell::new(SinkStats::default()));
@@ -117,9 +117,13 @@ fn observe<'scope, T: Clone + 'static>(
     s.clone().map(f)
 }
 
+fn lag_ms(event_time: EventTime) -> u64 {
+    let now_ms = (now_unix_ns() / 1_000_000) as i64;
+    now_ms.saturating_sub(event_time.0).max(0) as u64
+}
+
 fn emitted<T: Enriched>(r: &T) -> Observation {
     let e = r.enrichment();
-    let now_ms = (now_unix_ns() / 1_000_000) as i64;
     Observation::Emitted {
         stream: T::STREAM,
         event_time: r.meta().event_time,
@@ -127,7 +131,7 @@ fn emitted<T: Enriched>(r: &T) -> Observation {
         pii_detected: e.pii.detected,
         enriched: e.weather.is_some(),
         embedded: e.embedding.is_some(),
-        lag_ms: now_ms.saturating_sub(r.meta().event_time.0).max(0) as u64,
+        lag_ms: lag_ms(r.meta().event_time),
     }
 }
 
@@ -170,20 +174,22 @@ pub fn run_worker(
         let (market_lines, market_bad) = source(StreamKind::Market)?;
         let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
 
-        let (posts, posts_rejected) = social_lines.validate(social::validate);
-        let (orders, orders_rejected) = market_lines.validate(market::validate);
-        let (readings, readings_rejected) = weather_lines.validate(weather::validate);
+        // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
+        let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
+        let (orders, orders_rejected, order_metas) = market_lines.validate(market::validate);
+        let (readings, readings_rejected, reading_metas) =
+            weather_lines.validate(weather::validate);
 
         let reader = index as u32;
         let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope
             .concatenate([
-                posts
+                post_metas
                     .clone()
                     .watermark_reports(StreamKind::Social, vec![0], reader),
-                orders
+                order_metas
                     .clone()
                     .watermark_reports(StreamKind::Market, vec![0], reader),
-                readings
+                reading_metas
                     .clone()
                     .watermark_reports(StreamKind::Weather, vec![0], reader),
             ])
@@ -191,26 +197,21 @@ pub fn run_worker(
 
         let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
         let (posts_unique, posts_dup) =
-            posts
-                .clone()
-                .dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
+            posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
         let (orders_unique, orders_dup) =
-            orders
-                .clone()
-                .dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
+            orders.dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
         let (readings_unique, readings_dup) =
-            readings
-                .clone()
-                .dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
+            readings.dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
 
         let anonymiser = Anonymiser::new(&settings.pii_key);
         let categoriser = Categoriser::new();
         let calendar = LocalCalendar::dhaka();
         let max_age = cfg.join.max_weather_age_ms as i64;
         let weather_table = readings_unique.clone().broadcast();
+        let readings_unique = readings_unique.map(Arc::new);
 
-        let (a, c) = (anonymiser.clone(), categoriser.clone());
-        let posts_out: Stream<'_, Epoch, Vec<EnrichedPost>> = posts_unique
+        let (a, c, cal) = (anonymiser.clone(), categoriser.clone(), calendar.clone());
+        let posts_out: Stream<'_, Epoch, Vec<Arc<EnrichedPost>>> = posts_unique
             .map(move |p| {
                 let mut p = a.post(p);
                 let (category, confidence) = c.from_text(&p.content);
@@ -219,11 +220,11 @@ pub fn run_worker(
                 p
             })
             .weather_join(weather_table.clone(), reports.clone(), tracker(), max_age)
-            .map_in_place({
-                let cal = calendar.clone();
-                move |p: &mut EnrichedPost| p.enrichment.calendar = cal.at(p.meta.event_time)
+            .map(move |mut p: EnrichedPost| {
+                p.enrichment.calendar = cal.at(p.meta.event_time);
+                Arc::new(p)
             });
-        let orders_out: Stream<'_, Epoch, Vec<EnrichedOrder>> = orders_unique
+        let orders_out: Stream<'_, Epoch, Vec<Arc<EnrichedOrder>>> = orders_unique
             .map(move |o| {
                 let mut o = anonymiser.order(o);
                 let (category, confidence) = categoriser.from_product_id(&o.product_id);
@@ -232,67 +233,71 @@ pub fn run_worker(
                 o
             })
             .weather_join(weather_table, reports.clone(), tracker(), max_age)
-            .map_in_place(move |o: &mut EnrichedOrder| {
-                o.enrichment.calendar = calendar.at(o.meta.event_time)
+            .map(move |mut o: EnrichedOrder| {
+                o.enrichment.calendar = calendar.at(o.meta.event_time);
+                Arc::new(o)
             });
 
-        let rejected = scope.concatenate([
-            social_bad,
-            market_bad,
-            weather_bad,
-            posts_rejected,
-            orders_rejected,
-            readings_rejected,
-        ]);
+        let rejected = scope
+            .concatenate([
+                social_bad,
+                market_bad,
+                weather_bad,
+                posts_rejected,
+                orders_rejected,
+                readings_rejected,
+            ])
+            .map(Arc::new);
 
         let observations = scope.concatenate([
-            observe(&posts, |r| Observation::Valid {
+            observe(&post_metas, |m| Observation::Valid {
                 stream: StreamKind::Social,
-                event_time: r.meta.event_time,
+                event_time: m.event_time,
             }),
-            observe(&orders, |r| Observation::Valid {
+            observe(&order_metas, |m| Observation::Valid {
                 stream: StreamKind::Market,
-                event_time: r.meta.event_time,
+                event_time: m.event_time,
             }),
-            observe(&readings, |r| Observation::Valid {
+            observe(&reading_metas, |m| Observation::Valid {
                 stream: StreamKind::Weather,
-                event_time: r.meta.event_time,
+                event_time: m.event_time,
             }),
-            observe(&rejected, |d: DeadLetter| Observation::Rejected {
+            observe(&rejected, |d: Arc<DeadLetter>| Observation::Rejected {
                 stream: d.origin.stream,
-                event_time: d.event_time_ms.map(millionx_dataflow::EventTime),
-                reason: d.reason,
+                event_time: d.event_time_ms.map(EventTime),
+                reason: d.reason.clone(),
             }),
-            observe(&posts_dup, |r| Observation::Duplicate {
+            posts_dup.map(|r| Observation::Duplicate {
                 stream: StreamKind::Social,
                 event_time: r.meta.event_time,
             }),
-            observe(&orders_dup, |r| Observation::Duplicate {
+            orders_dup.map(|r| Observation::Duplicate {
                 stream: StreamKind::Market,
                 event_time: r.meta.event_time,
             }),
-            observe(&readings_dup, |r| Observation::Duplicate {
+            readings_dup.map(|r| Observation::Duplicate {
                 stream: StreamKind::Weather,
                 event_time: r.meta.event_time,
             }),
-            observe(&posts_out, |r| emitted(&r)),
-            observe(&orders_out, |r| emitted(&r)),
-            observe(&readings_unique, |r: WeatherReading| Observation::Emitted {
-                stream: StreamKind::Weather,
-                event_time: r.meta.event_time,
-                category: Default::default(),
-                pii_detected: false,
-                enriched: false,
-                embedded: false,
-                lag_ms: ((now_unix_ns() / 1_000_000) as i64)
-                    .saturating_sub(r.meta.event_time.0)
-                    .max(0) as u64,
+            observe(&posts_out, |r| emitted(&*r)),
+            observe(&orders_out, |r| emitted(&*r)),
+            observe(&readings_unique, |r: Arc<WeatherReading>| {
+                Observation::Emitted {
+                    stream: StreamKind::Weather,
+                    event_time: r.meta.event_time,
+                    category: Default::default(),
+                    pii_detected: false,
+                    enriched: false,
+                    embedded: false,
+                    lag_ms: lag_ms(r.meta.event_time),
+                }
             }),
         ]);
         let collected = Rc::clone(&windows);
         let quality = observations
             .quality_windows(reports, tracker(), Rc::clone(&quality_stats))
-            .inspect(move |w| collected.borrow_mut().push(w.clone()));
+            .inspect(move |w| collected.borrow_mut().push(w.clone()))
+            .map(Arc::new);
 
         // Backpressure watches processing, not the sinks (a sink may hold a partial batch for max_age).
         scope
@@ -304,33 +309,34 @@ pub fn run_worker(
             ])
             .probe_with(&probe);
 
-        let mut sink_dead = vec![
+        let ndjson = Framing::NDJSON;
+        let sink_dead = vec![
             sinks.sink(
                 posts_out.clone(),
                 "snowflake/SOCIAL_POSTS",
                 "ndjson",
-                RowEncoder::new(Table::SocialPosts, Framing::NDJSON),
+                RowEncoder::new(Table::SocialPosts, ndjson),
                 true,
             ),
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/MARKET_ORDERS",
                 "ndjson",
-                RowEncoder::new(Table::MarketOrders, Framing::NDJSON),
+                RowEncoder::new(Table::MarketOrders, ndjson),
                 true,
             ),
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/PRICE_HISTORY",
                 "ndjson",
-                RowEncoder::new(Table::PriceHistory, Framing::NDJSON),
+                RowEncoder::new(Table::PriceHistory, ndjson),
                 false,
             ),
             sinks.sink(
                 readings_unique,
                 "snowflake/WEATHER_LOGS",
                 "ndjson",
-                RowEncoder::new(Table::WeatherLogs, Framing::NDJSON),
+                RowEncoder::new(Table::WeatherLogs, ndjson),
                 false,
             ),
             sinks.sink(
@@ -349,8 +355,7 @@ pub fn run_worker(
             ),
             sinks.sink(quality, "quality", "ndjson", QualityEncoder, false),
         ];
-        sink_dead.push(rejected);
-        let dead_letters = scope.concatenate(sink_dead);
+        let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
         sinks.sink(
             dead_letters,
             "dlq",

@@ -33,9 +33,24 @@ impl EventTime {
 
     /// Formats as RFC 3339 UTC with millisecond precision when needed (`2024-12-15T06:00:00Z`).
     pub fn to_rfc3339(self) -> String {
+        let mut out = Vec::with_capacity(24);
+        self.write_rfc3339(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the RFC 3339 UTC text (as [`EventTime::to_rfc3339`]) to `out` without allocating;
+    /// `invalid` for a time outside jiff's range (years −9999..=9999).
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         match jiff::Timestamp::from_millisecond(self.0) {
-            Ok(ts) => ts.to_string(),
-            Err(_) => String::from("invalid"),
+            Ok(ts) => {
+                if jiff::fmt::temporal::DateTimePrinter::new()
+                    .print_timestamp(&ts, &mut *out)
+                    .is_err()
+                {
+                    out.extend_from_slice(b"invalid");
+                }
+            }
+            Err(_) => out.extend_from_slice(b"invalid"),
         }
     }
 

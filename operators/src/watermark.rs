@@ -3,23 +3,16 @@
 //! Placed right after validation on the worker that read the lines, it emits, once epoch `e` is
 //! complete, one [`WatermarkReport`] per owned partition with the largest event time of valid records
 //! in epochs ≤ `e`; a first report (no event time yet) at the first epoch registers the reader; a final
-//! report with `done = true` when the input ends. Broadcast the result and fold it with
+//! report with `done = true` when the input ends, at the last epoch that carried data. Broadcast the result and fold it with
 //! [`millionx_dataflow::watermark::Watermarks`].
 //!
 //! ```
 //! use timely::dataflow::operators::{Capture, ToStream};
 //! use timely::dataflow::operators::capture::Event;
-//! use millionx_dataflow::record::{Keyed, Meta};
-//! use millionx_dataflow::{EventTime, Origin, StreamKind};
+//! use millionx_dataflow::{EventTime, Meta, Origin, StreamKind};
 //! use millionx_operators::watermark::WatermarkReports;
 //!
-//! #[derive(Clone, Debug)]
-//! struct R(Meta);
-//! impl Keyed for R {
-//!     fn meta(&self) -> &Meta { &self.0 }
-//!     fn dedup_key(&self) -> std::borrow::Cow<'_, str> { "k".into() }
-//! }
-//! let r = |t| R(Meta { origin: Origin { stream: StreamKind::Social, partition: 0, offset: 0 }, event_time: EventTime(t), ingest_ns: 0 });
+//! let r = |t| Meta { origin: Origin { stream: StreamKind::Social, partition: 0, offset: 0 }, event_time: EventTime(t), ingest_ns: 0 };
 //! let reports = timely::example(move |scope| {
 //!     vec![r(5), r(9), r(7)].to_stream(scope).container::<Vec<_>>()
 //!         .watermark_reports(StreamKind::Social, vec![0], 0)
@@ -32,16 +25,15 @@
 
 use std::collections::BTreeMap;
 
-use millionx_dataflow::record::Keyed;
 use millionx_dataflow::watermark::WatermarkReport;
-use millionx_dataflow::{Epoch, EventTime, StreamKind};
+use millionx_dataflow::{Epoch, EventTime, Meta, StreamKind};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::Operator;
 use timely::dataflow::Stream;
 
 use crate::progress::epoch_of;
 
-/// Derives watermark reports from a stream of validated records.
+/// Derives watermark reports from the [`Meta`] of validated records.
 pub trait WatermarkReports<'scope> {
     /// Reports for `stream`, partitions `partitions`, reader `reader` (the worker index).
     fn watermark_reports(
@@ -52,9 +44,7 @@ pub trait WatermarkReports<'scope> {
     ) -> Stream<'scope, Epoch, Vec<WatermarkReport>>;
 }
 
-impl<'scope, T: Keyed + Clone + 'static> WatermarkReports<'scope>
-    for Stream<'scope, Epoch, Vec<T>>
-{
+impl<'scope> WatermarkReports<'scope> for Stream<'scope, Epoch, Vec<Meta>> {
     fn watermark_reports(
         self,
         stream: StreamKind,
@@ -70,6 +60,8 @@ impl<'scope, T: Keyed + Clone + 'static> WatermarkReports<'scope>
                     partitions.iter().map(|p| (*p, None)).collect();
                 let mut pending: BTreeMap<Epoch, BTreeMap<u32, EventTime>> = BTreeMap::new();
                 let mut announced = false;
+                // The final report must not precede the data it covers.
+                let mut last_epoch: Epoch = 0;
                 let report =
                     move |partition: u32, max: Option<EventTime>, done: bool| WatermarkReport {
                         stream,
@@ -81,9 +73,10 @@ impl<'scope, T: Keyed + Clone + 'static> WatermarkReports<'scope>
                     };
                 move |(input, frontier), output| {
                     input.for_each(|cap, data| {
-                        let slot = pending.entry(epoch_of(&cap)).or_default();
-                        for r in data.iter() {
-                            let m = r.meta();
+                        let epoch = epoch_of(&cap);
+                        last_epoch = last_epoch.max(epoch);
+                        let slot = pending.entry(epoch).or_default();
+                        for m in data.iter() {
                             let e = slot.entry(m.origin.partition).or_insert(m.event_time);
                             *e = (*e).max(m.event_time);
                         }
@@ -122,8 +115,9 @@ impl<'scope, T: Keyed + Clone + 'static> WatermarkReports<'scope>
                     match f {
                         Some(f) => cap.downgrade(&f),
                         None => {
+                            let at = cap.delayed(&last_epoch.max(*cap.time()));
                             output
-                                .session(&*cap)
+                                .session(&at)
                                 .give_iterator(max.iter().map(|(p, m)| report(*p, *m, true)));
                             held = None;
                         }

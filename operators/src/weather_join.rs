@@ -128,21 +128,18 @@ where
                         .chain(report_stash.complete_epochs(frontier)),
                 );
                 let mut handle = out.activate();
-                let mut release =
-                    |ready: BTreeMap<EventTime, Vec<T>>, at: Epoch, table: &WeatherTable| {
-                        if ready.is_empty() {
-                            return;
-                        }
-                        let c = cap.delayed(&at);
-                        let mut session = handle.session(&c);
-                        for (t, recs) in ready {
-                            for mut r in recs {
-                                r.enrichment_mut().weather =
-                                    table.as_of(r.city(), t, max_age_ms).cloned();
-                                session.give(r);
-                            }
-                        }
-                    };
+                let mut release = |ready: Vec<T>, at: Epoch, table: &WeatherTable| {
+                    if ready.is_empty() {
+                        return;
+                    }
+                    let c = cap.delayed(&at);
+                    let mut session = handle.session(&c);
+                    for mut r in ready {
+                        let t = r.meta().event_time;
+                        r.enrichment_mut().weather = table.as_of(r.city(), t, max_age_ms).cloned();
+                        session.give(r);
+                    }
+                };
                 for epoch in epochs {
                     for r in report_stash.take(epoch) {
                         tracker.apply(&r);
@@ -150,12 +147,21 @@ where
                     for r in weather_stash.take(epoch) {
                         table.insert(&r);
                     }
-                    for r in record_stash.take(epoch) {
-                        pending.entry(r.meta().event_time).or_default().push(r);
-                    }
                     let wm = tracker.watermark(StreamKind::Weather);
                     let rest = pending.split_off(&wm);
-                    release(std::mem::replace(&mut pending, rest), epoch, &table);
+                    let mut ready: Vec<T> = std::mem::replace(&mut pending, rest)
+                        .into_values()
+                        .flatten()
+                        .collect();
+                    // Records the watermark has already passed skip the pending table.
+                    for r in record_stash.take(epoch) {
+                        if r.meta().event_time < wm {
+                            ready.push(r);
+                        } else {
+                            pending.entry(r.meta().event_time).or_default().push(r);
+                        }
+                    }
+                    release(ready, epoch, &table);
                     if wm != EventTime::MAX {
                         table.prune(wm.plus_ms(-READING_RETENTION_MS));
                     }
@@ -165,7 +171,14 @@ where
                     None => {
                         // Every input has ended: the weather is complete, release what is left.
                         let at = *cap.time();
-                        release(std::mem::take(&mut pending), at, &table);
+                        release(
+                            std::mem::take(&mut pending)
+                                .into_values()
+                                .flatten()
+                                .collect(),
+                            at,
+                            &table,
+                        );
                         held = None;
                     }
                 }

@@ -110,7 +110,7 @@ impl Encoder<EnrichedPost> for ObjectEncoder {
                 .field("content", &p.content)
                 .field("authorHash", &p.author_hash)
                 .field("city", p.city.name())
-                .field("postedAt", &p.meta.event_time.to_rfc3339())
+                .time("postedAt", p.meta.event_time)
                 .field("productCategory", e.category.name())
                 .field("categoryConfidence", &e.category_confidence)
                 .field("engagementCount", &p.engagement_count())
@@ -151,7 +151,7 @@ impl Encoder<EnrichedOrder> for ObjectEncoder {
                 .field_opt("paymentStatus", o.payment_status.as_ref())
                 .field_opt("shippingRegion", o.shipping_region.as_ref())
                 .field("shippingCity", o.shipping_city.name())
-                .field("orderedAt", &o.meta.event_time.to_rfc3339())
+                .time("orderedAt", o.meta.event_time)
                 .field("dayOfWeek", e.calendar.day_name());
             shared_properties(w, e);
             w.field("ingestedAt", &ingested_at);

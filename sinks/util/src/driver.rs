@@ -115,7 +115,8 @@ pub struct SinkContext {
     pub errors: Arc<Mutex<Vec<SinkError>>>,
 }
 
-/// The batching sink operator.
+/// The batching sink operator, over shared records (`Arc<T>`), so that one enriched record feeds
+/// several sinks without being copied.
 pub trait BatchSink<'scope, T> {
     /// Writes the stream in batches. Returns the dead letters of rejected items; that stream's frontier
     /// is the sink's acknowledged progress.
@@ -137,9 +138,7 @@ struct Open {
     opened: Instant,
 }
 
-impl<'scope, T: SinkRecord + Clone + 'static> BatchSink<'scope, T>
-    for Stream<'scope, Epoch, Vec<T>>
-{
+impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Epoch, Vec<Arc<T>>> {
     fn batch_sink<E, W>(
         self,
         ctx: SinkContext,
@@ -167,6 +166,8 @@ impl<'scope, T: SinkRecord + Clone + 'static> BatchSink<'scope, T>
             let mut next_seq = 0u64;
             let mut scratch = Vec::with_capacity(4096);
             let mut failed = false;
+            // Size of the last flushed batch: the next one reserves as much up front.
+            let last_size = std::cell::Cell::new((0usize, 0usize));
             move |frontiers| {
                 let mut handle = out.activate();
                 let mut flush =
@@ -181,6 +182,8 @@ impl<'scope, T: SinkRecord + Clone + 'static> BatchSink<'scope, T>
                                 }
                             }
                             o.batch.close();
+                            last_size
+                                .set((o.batch.body.len().min(policy.max_bytes), o.batch.len()));
                             in_flight.insert(o.batch.seq, o.cap);
                             writer.submit(o.batch);
                         }
@@ -188,7 +191,7 @@ impl<'scope, T: SinkRecord + Clone + 'static> BatchSink<'scope, T>
                 input.for_each(|cap, data| {
                     for record in data.drain(..) {
                         scratch.clear();
-                        encoder.encode(&record, &mut scratch);
+                        encoder.encode(&*record, &mut scratch);
                         let fits = open.as_ref().is_none_or(|o| {
                             o.batch.closed_len() + framing.separator.len() + scratch.len()
                                 <= policy.max_bytes
@@ -200,7 +203,12 @@ impl<'scope, T: SinkRecord + Clone + 'static> BatchSink<'scope, T>
                             let seq = next_seq;
                             next_seq += 1;
                             Open {
-                                batch: EncodedBatch::new(seq, framing),
+                                batch: EncodedBatch::with_capacity(
+                                    seq,
+                                    framing,
+                                    last_size.get().0,
+                                    last_size.get().1,
+                                ),
                                 cap: cap.delayed(cap.least().unwrap_or(&0), 0),
                                 opened: Instant::now(),
                             }
