@@ -92,7 +92,7 @@ impl SinkFactory {
         ext: &'static str,
         encoder: E,
         record_latency: bool,
-    ) -> Stream<'scope, Epoch, Vec<DeadLetter>>
+    ) -> Result<Stream<'scope, Epoch, Vec<DeadLetter>>, String>
     where
         T: SinkRecord + 'static,
         E: Encoder<T> + 'static,
@@ -105,8 +105,9 @@ impl SinkFactory {
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
         };
-        let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext);
-        stream.batch_sink(ctx, self.policy, encoder, writer)
+        let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
+            .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
+        Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
     }
 }
 
@@ -317,43 +318,43 @@ pub fn run_worker(
                 "ndjson",
                 RowEncoder::new(Table::SocialPosts, ndjson),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/MARKET_ORDERS",
                 "ndjson",
                 RowEncoder::new(Table::MarketOrders, ndjson),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/PRICE_HISTORY",
                 "ndjson",
                 RowEncoder::new(Table::PriceHistory, ndjson),
                 false,
-            ),
+            )?,
             sinks.sink(
                 readings_unique,
                 "snowflake/WEATHER_LOGS",
                 "ndjson",
                 RowEncoder::new(Table::WeatherLogs, ndjson),
                 false,
-            ),
+            )?,
             sinks.sink(
                 posts_out,
                 &format!("weaviate/{}", Class::SocialPost.name()),
                 "json",
                 ObjectEncoder::new(),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out,
                 &format!("weaviate/{}", Class::MarketOrder.name()),
                 "json",
                 ObjectEncoder::new(),
                 true,
-            ),
-            sinks.sink(quality, "quality", "ndjson", QualityEncoder, false),
+            )?,
+            sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
         ];
         let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
         sinks.sink(
@@ -362,7 +363,7 @@ pub fn run_worker(
             "ndjson",
             DeadLetterEncoder::new(SourceNaming::File),
             false,
-        );
+        )?;
         Ok(())
     })?;
 
