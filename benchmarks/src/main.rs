@@ -62,11 +62,7 @@ struct PipelineRun {
 fn generate(a: &Args) -> Result<String, String> {
     fs::create_dir_all(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
     let gen_py = PathBuf::from("../shared/datagen/gen.py");
-    let (social, market, hours) = (
-        a.social.to_string(),
-        a.market.to_string(),
-        a.hours.to_string(),
-    );
+    let (social, market, hours) = (a.social.to_string(), a.market.to_string(), a.hours.to_string());
     let status = if gen_py.exists() {
         Command::new("python3")
             .arg(&gen_py)
@@ -97,11 +93,7 @@ fn generate(a: &Args) -> Result<String, String> {
             .status()
     };
     match status {
-        Ok(s) if s.success() => Ok(if gen_py.exists() {
-            "gen.py".into()
-        } else {
-            "millionx gen".into()
-        }),
+        Ok(s) if s.success() => Ok(if gen_py.exists() { "gen.py".into() } else { "millionx gen".into() }),
         Ok(s) => Err(format!("generator exited with {s}")),
         Err(e) => Err(format!("generator: {e}")),
     }
@@ -111,10 +103,7 @@ fn generate(a: &Args) -> Result<String, String> {
 fn baseline(input: &Path, scratch: &Path) -> Result<(u64, f64), String> {
     let out_path = scratch.join("baseline.jsonl");
     let started = Instant::now();
-    let mut out = BufWriter::with_capacity(
-        1 << 20,
-        fs::File::create(&out_path).map_err(|e| e.to_string())?,
-    );
+    let mut out = BufWriter::with_capacity(1 << 20, fs::File::create(&out_path).map_err(|e| e.to_string())?);
     let mut lines = 0u64;
     for name in ["social.jsonl", "market.jsonl", "weather.jsonl"] {
         let f = fs::File::open(input.join(name)).map_err(|e| format!("{name}: {e}"))?;
@@ -149,34 +138,19 @@ fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
         .map_err(|e| format!("{}: {e}", a.millionx.display()))?;
     let wall_s = started.elapsed().as_secs_f64();
     if !result.status.success() {
-        return Err(format!(
-            "millionx -w {workers} failed: {}",
-            String::from_utf8_lossy(&result.stderr)
-        ));
+        return Err(format!("millionx -w {workers} failed: {}", String::from_utf8_lossy(&result.stderr)));
     }
-    let summary: Value = serde_json::from_str(
-        &fs::read_to_string(out.join("summary.json")).map_err(|e| e.to_string())?,
-    )
-    .map_err(|e| e.to_string())?;
-    let records = summary["streams"].as_object().map_or(0, |s| {
-        s.values()
-            .map(|v| v["received"].as_u64().unwrap_or(0) + v["late"].as_u64().unwrap_or(0))
-            .sum()
-    });
-    Ok(PipelineRun {
-        workers,
-        records,
-        wall_s,
-        summary,
-    })
+    let summary: Value =
+        serde_json::from_str(&fs::read_to_string(out.join("summary.json")).map_err(|e| e.to_string())?)
+            .map_err(|e| e.to_string())?;
+    let records = summary["streams"]
+        .as_object()
+        .map_or(0, |s| s.values().map(|v| v["received"].as_u64().unwrap_or(0) + v["late"].as_u64().unwrap_or(0)).sum());
+    Ok(PipelineRun { workers, records, wall_s, summary })
 }
 
 fn run(a: &Args) -> Result<String, String> {
-    let generator = if a.input.join("social.jsonl").exists() {
-        "existing input".to_owned()
-    } else {
-        generate(a)?
-    };
+    let generator = if a.input.join("social.jsonl").exists() { "existing input".to_owned() } else { generate(a)? };
     fs::create_dir_all(&a.scratch).map_err(|e| e.to_string())?;
     let (base_lines, base_s) = baseline(&a.input, &a.scratch)?;
     let base_rps = base_lines as f64 / base_s;
@@ -194,7 +168,8 @@ fn run(a: &Args) -> Result<String, String> {
         a.market,
         a.hours
     );
-    let _ = writeln!(r, "| run | records | wall s | rec/s (pipeline clock) | rec/s (wall) | vs baseline | peak RSS MiB |");
+    let _ =
+        writeln!(r, "| run | records | wall s | rec/s (pipeline clock) | rec/s (wall) | vs baseline | peak RSS MiB |");
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|---:|");
     let _ = writeln!(r, "| baseline (serde_json parse + write, 1 thread) | {base_lines} | {base_s:.2} | {base_rps:.0} | {base_rps:.0} | 1.00 | |");
     for p in &runs {
@@ -210,10 +185,7 @@ fn run(a: &Args) -> Result<String, String> {
             rps / base_rps
         );
     }
-    let _ = writeln!(
-        r,
-        "\nread→sink latency of Snowflake rows and Weaviate objects (ms):\n"
-    );
+    let _ = writeln!(r, "\nread→sink latency of Snowflake rows and Weaviate objects (ms):\n");
     let _ = writeln!(r, "| run | p50 | p95 | p99 | p99.9 | max |");
     let _ = writeln!(r, "|---|---:|---:|---:|---:|---:|");
     for p in &runs {

@@ -63,29 +63,17 @@ impl FileWriter {
         let (done, from_io) = channel::<Completion>();
         let io_dir = dir.clone();
         let sink = name.clone();
-        let io = std::thread::Builder::new()
-            .name(format!("io-{name}-{worker}"))
-            .spawn(move || {
-                for batch in batches {
-                    let path = path_of(&io_dir, worker, batch.seq, extension);
-                    let result = write_batch(&io_dir, &path, &batch)
-                        .map(|()| WriteOutcome::default())
-                        .map_err(|e| SinkError {
-                            sink: sink.clone(),
-                            message: format!("writing {}: {e}", path.display()),
-                        });
-                    if done
-                        .send(Completion {
-                            seq: batch.seq,
-                            result,
-                            batch,
-                        })
-                        .is_err()
-                    {
-                        return;
-                    }
+        let io = std::thread::Builder::new().name(format!("io-{name}-{worker}")).spawn(move || {
+            for batch in batches {
+                let path = path_of(&io_dir, worker, batch.seq, extension);
+                let result = write_batch(&io_dir, &path, &batch)
+                    .map(|()| WriteOutcome::default())
+                    .map_err(|e| SinkError { sink: sink.clone(), message: format!("writing {}: {e}", path.display()) });
+                if done.send(Completion { seq: batch.seq, result, batch }).is_err() {
+                    return;
                 }
-            })?;
+            }
+        })?;
         Ok(FileWriter {
             name,
             dir,
@@ -114,10 +102,7 @@ impl BatchWriter for FileWriter {
             let message = format!("the I/O thread stopped; batch {} not written", batch.seq);
             self.lost.push(Completion {
                 seq: batch.seq,
-                result: Err(SinkError {
-                    sink: self.name.clone(),
-                    message,
-                }),
+                result: Err(SinkError { sink: self.name.clone(), message }),
                 batch,
             });
         }
@@ -168,24 +153,15 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = FileWriter::new("test", dir.path().join("T"), 7, "ndjson").expect("writer");
         let mut b = EncodedBatch::new(3, Framing::NDJSON);
-        b.push_with(
-            Origin {
-                stream: StreamKind::Social,
-                partition: 0,
-                offset: 0,
-            },
-            0,
-            |o| o.extend_from_slice(b"{}\n"),
-        );
+        b.push_with(Origin { stream: StreamKind::Social, partition: 0, offset: 0 }, 0, |o| {
+            o.extend_from_slice(b"{}\n")
+        });
         b.close();
         w.submit(b);
         assert_eq!(w.in_flight(), 1);
         let done = wait(&mut w);
         assert!(done.result.is_ok());
-        assert_eq!(
-            std::fs::read(dir.path().join("T/w007-000003.ndjson")).expect("file"),
-            b"{}\n"
-        );
+        assert_eq!(std::fs::read(dir.path().join("T/w007-000003.ndjson")).expect("file"), b"{}\n");
         assert_eq!(w.in_flight(), 0);
     }
 
@@ -194,14 +170,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let blocker = dir.path().join("file");
         std::fs::write(&blocker, b"x").expect("write");
-        let mut w =
-            FileWriter::new("snowflake/X", blocker.join("sub"), 0, "ndjson").expect("writer");
+        let mut w = FileWriter::new("snowflake/X", blocker.join("sub"), 0, "ndjson").expect("writer");
         let mut b = EncodedBatch::new(0, Framing::NDJSON);
         b.close();
         w.submit(b);
-        let e = wait(&mut w)
-            .result
-            .expect_err("cannot create a folder under a file");
+        let e = wait(&mut w).result.expect_err("cannot create a folder under a file");
         assert_eq!(e.sink, "snowflake/X");
     }
 }
