@@ -1,6 +1,8 @@
 //! Test helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod scripted;
+
 use std::path::PathBuf;
 
 /// The repository root (two levels above this crate).
