@@ -7,34 +7,14 @@ mod common;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::Parser;
+use common::parse;
 use common::scripted::metric_body;
 use millionx_dataflow::City;
 use millionx_source_weather::cli::{FetchArgs, NormalizeArgs, WeatherCommand};
 use millionx_source_weather::sink::OutTarget;
-use millionx_source_weather::{run_fetch, run_normalize, Units, WeatherArgs};
+use millionx_source_weather::{run_fetch, run_normalize, Units};
 use wiremock::matchers::{method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
-
-/// Stand-in for the binary's top level: `millionx weather ...`.
-#[derive(Debug, Parser)]
-#[command(name = "millionx")]
-struct Cli {
-    #[command(subcommand)]
-    top: Top,
-}
-
-#[derive(Debug, clap::Subcommand)]
-enum Top {
-    Weather(WeatherArgs),
-}
-
-fn parse(args: &[&str]) -> Result<WeatherCommand, String> {
-    Cli::try_parse_from(args).map(|c| match c.top {
-        Top::Weather(w) => w.command,
-    })
-    .map_err(|e| e.to_string())
-}
 
 fn data(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)

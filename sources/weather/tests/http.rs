@@ -45,6 +45,12 @@ fn json(status: u16, body: impl Into<Vec<u8>>) -> ResponseTemplate {
     ResponseTemplate::new(status).set_body_raw(body.into(), "application/json; charset=utf-8")
 }
 
+/// `city` answers `first` once, then a good metric body once.
+async fn first_then_ok(server: &MockServer, city: City, first: ResponseTemplate) {
+    for_city(city).respond_with(first).up_to_n_times(1).with_priority(1).expect(1).mount(server).await;
+    for_city(city).respond_with(json(200, metric_body(city, 1_717_299_000))).with_priority(2).expect(1).mount(server).await;
+}
+
 fn status_of(round: &Round, city: City) -> (&Status, u32) {
     let o = round.outcomes.iter().find(|o| o.city == city).expect("outcome");
     (&o.status, o.attempts)
@@ -111,14 +117,8 @@ async fn replays_the_shared_fixtures_over_http() {
 #[tokio::test]
 async fn too_many_requests_then_ok() {
     let server = MockServer::start().await;
-    for_city(City::Sylhet)
-        .respond_with(json(429, r#"{"cod":429,"message":"slow down"}"#).insert_header("Retry-After", "0"))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    for_city(City::Sylhet).respond_with(json(200, metric_body(City::Sylhet, 1_717_299_000))).with_priority(2).expect(1).mount(&server).await;
+    let first = json(429, r#"{"cod":429,"message":"slow down"}"#).insert_header("Retry-After", "0");
+    first_then_ok(&server, City::Sylhet, first).await;
     let mut f = fetcher(config(server.uri(), &[City::Sylhet]));
     let round = f.round().await;
     assert_eq!(status_of(&round, City::Sylhet), (&Status::Published, 2));
@@ -133,14 +133,7 @@ async fn slow_answers_time_out_and_are_retried() {
     let slow = Duration::from_secs(2);
     // Dhaka is always slower than the 300 ms client timeout; Sylhet only the first time.
     for_city(City::Dhaka).respond_with(json(200, metric_body(City::Dhaka, 1_717_299_000)).set_delay(slow)).expect(4).mount(&server).await;
-    for_city(City::Sylhet)
-        .respond_with(json(200, metric_body(City::Sylhet, 1_717_299_000)).set_delay(slow))
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(&server)
-        .await;
-    for_city(City::Sylhet).respond_with(json(200, metric_body(City::Sylhet, 1_717_299_000))).with_priority(2).expect(1).mount(&server).await;
+    first_then_ok(&server, City::Sylhet, json(200, metric_body(City::Sylhet, 1_717_299_000)).set_delay(slow)).await;
     let mut f = fetcher(config(server.uri(), &[City::Dhaka, City::Sylhet]));
     let round = f.round().await;
     assert_eq!(failed_reason(&round, City::Dhaka), FailureReason::Timeout);

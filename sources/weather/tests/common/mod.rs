@@ -5,6 +5,32 @@ pub mod scripted;
 
 use std::path::PathBuf;
 
+use clap::Parser;
+use millionx_source_weather::cli::WeatherCommand;
+use millionx_source_weather::WeatherArgs;
+
+/// Stand-in for the binary's top level: `millionx weather ...`.
+#[derive(Debug, Parser)]
+#[command(name = "millionx")]
+struct Cli {
+    #[command(subcommand)]
+    top: Top,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum Top {
+    Weather(WeatherArgs),
+}
+
+/// Parses a full `millionx weather ...` command line (argv[0] included).
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<WeatherCommand, String> {
+    Cli::try_parse_from(args.iter().map(|a| a.as_ref()))
+        .map(|c| match c.top {
+            Top::Weather(w) => w.command,
+        })
+        .map_err(|e| e.to_string())
+}
+
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
