@@ -128,7 +128,11 @@ fn log_round(round: &Round) {
             Status::Unchanged => 1,
             Status::Late => 2,
             Status::Failed(e) => {
-                eprintln!("weather: {}: failed after {} attempt(s): {e}", o.city.name(), o.attempts);
+                eprintln!(
+                    "weather: {}: failed after {} attempt(s): {e}",
+                    o.city.name(),
+                    o.attempts
+                );
                 3
             }
         };
@@ -221,7 +225,16 @@ pub fn fetch_config(args: &FetchArgs) -> Result<WeatherConfig, ConfigError> {
     if let Some(url) = &args.base_url {
         config.base_url = url.clone();
     }
-    config.validate().map_err(|e| if args.base_url.is_some() && e.key == "weather.base_url" { ConfigError { key: "--base-url".into(), reason: e.reason } } else { e })?;
+    config.validate().map_err(|e| {
+        if args.base_url.is_some() && e.key == "weather.base_url" {
+            ConfigError {
+                key: "--base-url".into(),
+                reason: e.reason,
+            }
+        } else {
+            e
+        }
+    })?;
     Ok(config)
 }
 
@@ -263,7 +276,12 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
     let result = match &args.out {
         OutTarget::Stdout => {
             let mut fetcher = fetcher;
-            rt.block_on(run_schedule(&mut fetcher, &mut JsonLinesSink::stdout(), schedule, shutdown_signal()))
+            rt.block_on(run_schedule(
+                &mut fetcher,
+                &mut JsonLinesSink::stdout(),
+                schedule,
+                shutdown_signal(),
+            ))
         }
         OutTarget::File(path) => {
             let seeded = last_published_in(path).and_then(|last| Ok((last, JsonLinesSink::append(path)?)));
@@ -335,11 +353,17 @@ pub fn spawn_feed(
     std::thread::Builder::new()
         .name("weather-owm".into())
         .spawn(move || {
-            let rt = runtime().map_err(|source| SinkError { what: String::from("start the async runtime"), source })?;
+            let rt = runtime().map_err(|source| SinkError {
+                what: String::from("start the async runtime"),
+                source,
+            })?;
             let mut sink = ChannelSink::new(tx);
             rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, async {
                 let _ = stop.await;
             }))
         })
-        .map_err(|e| ConfigError { key: String::from("run --weather"), reason: format!("cannot start the fetcher thread: {e}") })
+        .map_err(|e| ConfigError {
+            key: String::from("run --weather"),
+            reason: format!("cannot start the fetcher thread: {e}"),
+        })
 }

@@ -38,7 +38,10 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer allowing one start per `gap`.
     pub fn new(gap: Duration) -> Pacer {
-        Pacer { gap, next_free: Mutex::new(None) }
+        Pacer {
+            gap,
+            next_free: Mutex::new(None),
+        }
     }
 
     /// Waits for the next free slot and claims it. The first call returns at once.
@@ -123,7 +126,11 @@ pub struct Fetcher<T> {
 
 impl<T: Transport> Fetcher<T> {
     /// A fetcher for a validated `config`. Errors: `config` is invalid ([`WeatherConfig::validate`]).
-    pub fn new(config: WeatherConfig, key: ApiKey, transport: T) -> Result<Fetcher<T>, millionx_dataflow::config::ConfigError> {
+    pub fn new(
+        config: WeatherConfig,
+        key: ApiKey,
+        transport: T,
+    ) -> Result<Fetcher<T>, millionx_dataflow::config::ConfigError> {
         config.validate()?;
         let endpoint = config.endpoint()?;
         Ok(Fetcher {
@@ -182,7 +189,11 @@ impl<T: Transport> Fetcher<T> {
             let reason = FailureReason::from_status(reply.status);
             let message = serde_json::from_slice::<serde_json::Value>(&reply.body)
                 .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(|m| m.chars().take(200).collect::<String>()))
+                .and_then(|v| {
+                    v.get("message")
+                        .and_then(|m| m.as_str())
+                        .map(|m| m.chars().take(200).collect::<String>())
+                })
                 .unwrap_or_else(|| String::from("(no message)"));
             return Err(WeatherError {
                 reason,
@@ -261,6 +272,11 @@ impl<T: Transport> Fetcher<T> {
         }
         let watermark = self.watermark.map_or(started_at, |w| w.max(started_at));
         self.watermark = Some(watermark);
-        Round { started_at, readings, outcomes, watermark }
+        Round {
+            started_at,
+            readings,
+            outcomes,
+            watermark,
+        }
     }
 }

@@ -43,7 +43,11 @@ pub struct JsonLinesSink<W: Write> {
 impl JsonLinesSink<io::Stdout> {
     /// Lines to standard output (flushed after every publish).
     pub fn stdout() -> JsonLinesSink<io::Stdout> {
-        JsonLinesSink { out: io::stdout(), name: String::from("stdout"), sync: None }
+        JsonLinesSink {
+            out: io::stdout(),
+            name: String::from("stdout"),
+            sync: None,
+        }
     }
 }
 
@@ -52,16 +56,34 @@ impl JsonLinesSink<io::BufWriter<File>> {
     /// `fsync`ed at every [`ReadingSink::round_complete`]. Errors: the file cannot be opened.
     pub fn append(path: &Path) -> Result<JsonLinesSink<io::BufWriter<File>>, SinkError> {
         let what = format!("append to {}", path.display());
-        let file = OpenOptions::new().create(true).append(true).open(path).map_err(|source| SinkError { what: what.clone(), source })?;
-        let sync = file.try_clone().map_err(|source| SinkError { what: what.clone(), source })?;
-        Ok(JsonLinesSink { out: io::BufWriter::new(file), name: what, sync: Some(sync) })
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|source| SinkError {
+                what: what.clone(),
+                source,
+            })?;
+        let sync = file.try_clone().map_err(|source| SinkError {
+            what: what.clone(),
+            source,
+        })?;
+        Ok(JsonLinesSink {
+            out: io::BufWriter::new(file),
+            name: what,
+            sync: Some(sync),
+        })
     }
 }
 
 impl<W: Write> JsonLinesSink<W> {
     /// Lines to `out`; `name` appears in errors.
     pub fn new(out: W, name: &str) -> JsonLinesSink<W> {
-        JsonLinesSink { out, name: name.to_owned(), sync: None }
+        JsonLinesSink {
+            out,
+            name: name.to_owned(),
+            sync: None,
+        }
     }
 
     /// The writer back.
@@ -72,7 +94,10 @@ impl<W: Write> JsonLinesSink<W> {
 
 impl<W: Write> ReadingSink for JsonLinesSink<W> {
     fn publish(&mut self, readings: &[Reading]) -> Result<(), SinkError> {
-        let wrap = |source| SinkError { what: self.name.clone(), source };
+        let wrap = |source| SinkError {
+            what: self.name.clone(),
+            source,
+        };
         for r in readings {
             serde_json::to_writer(&mut self.out, r).map_err(|e| wrap(io::Error::other(e)))?;
             self.out.write_all(b"\n").map_err(wrap)?;
@@ -81,9 +106,15 @@ impl<W: Write> ReadingSink for JsonLinesSink<W> {
     }
 
     fn round_complete(&mut self, _watermark: Timestamp) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError { what: self.name.clone(), source })?;
+        self.out.flush().map_err(|source| SinkError {
+            what: self.name.clone(),
+            source,
+        })?;
         if let Some(f) = &self.sync {
-            f.sync_data().map_err(|source| SinkError { what: self.name.clone(), source })?;
+            f.sync_data().map_err(|source| SinkError {
+                what: self.name.clone(),
+                source,
+            })?;
         }
         Ok(())
     }
@@ -106,7 +137,10 @@ pub fn last_published_in(path: &Path) -> Result<BTreeMap<City, Timestamp>, SinkE
     }
     let mut last = BTreeMap::new();
     for line in BufReader::new(file).lines() {
-        let line = line.map_err(|source| SinkError { what: what.clone(), source })?;
+        let line = line.map_err(|source| SinkError {
+            what: what.clone(),
+            source,
+        })?;
         if let Ok(k) = serde_json::from_str::<Key>(&line) {
             let e = last.entry(k.city).or_insert(k.timestamp);
             *e = (*e).max(k.timestamp);
@@ -138,7 +172,10 @@ impl ChannelSink {
 }
 
 fn closed() -> SinkError {
-    SinkError { what: String::from("send to the pipeline"), source: io::Error::new(io::ErrorKind::BrokenPipe, "receiver dropped") }
+    SinkError {
+        what: String::from("send to the pipeline"),
+        source: io::Error::new(io::ErrorKind::BrokenPipe, "receiver dropped"),
+    }
 }
 
 impl ReadingSink for ChannelSink {
@@ -146,7 +183,9 @@ impl ReadingSink for ChannelSink {
         if readings.is_empty() {
             return Ok(());
         }
-        self.tx.send(WeatherEvent::Readings(readings.to_vec())).map_err(|_| closed())
+        self.tx
+            .send(WeatherEvent::Readings(readings.to_vec()))
+            .map_err(|_| closed())
     }
 
     fn round_complete(&mut self, watermark: Timestamp) -> Result<(), SinkError> {

@@ -19,8 +19,13 @@ fn rejected(name: &str, city: City, units: Units) -> (FailureReason, String) {
 
 #[test]
 fn integer_numbers_and_absent_optionals_give_the_exact_reading() {
-    let r = normalize(&data("dhaka-metric-integers-no-visibility.json"), City::Dhaka, Units::Metric, &Checks::default())
-        .expect("accepted");
+    let r = normalize(
+        &data("dhaka-metric-integers-no-visibility.json"),
+        City::Dhaka,
+        Units::Metric,
+        &Checks::default(),
+    )
+    .expect("accepted");
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
     let expected = serde_json::json!({
         "city": "Dhaka", "country": "BD", "latitude": 23.8103, "longitude": 90.4125,
@@ -77,7 +82,13 @@ fn units_come_from_the_request() {
 
 #[test]
 fn cold_snow_and_calm_wind_are_plausible() {
-    let r = normalize(&data("rangpur-snow-1h-cold.json"), City::Rangpur, Units::Metric, &Checks::default()).expect("ok");
+    let r = normalize(
+        &data("rangpur-snow-1h-cold.json"),
+        City::Rangpur,
+        Units::Metric,
+        &Checks::default(),
+    )
+    .expect("ok");
     assert_eq!(r.temperature.current, -1.5);
     assert_eq!(r.wind.speed, 0.0);
     assert_eq!(r.wind.degree, 360.0);
@@ -117,20 +128,38 @@ fn location_checks() {
     let (reason, detail) = rejected("dhaka-resolved-to-india.json", City::Dhaka, Units::Metric);
     assert_eq!(reason, FailureReason::WrongCountry);
     assert!(detail.contains("IN"), "{detail}");
-    assert_eq!(rejected("no-country.json", City::Dhaka, Units::Metric).0, FailureReason::WrongCountry);
+    assert_eq!(
+        rejected("no-country.json", City::Dhaka, Units::Metric).0,
+        FailureReason::WrongCountry
+    );
     let (reason, detail) = rejected("coxs-bazar-for-chittagong.json", City::Chittagong, Units::Metric);
     assert_eq!(reason, FailureReason::TooFar);
     assert!(detail.contains("105.3 km"), "{detail}");
     // The same Dhaka payload is 0 km from Dhaka and ~190 km from Sylhet.
-    assert_eq!(rejected("dhaka-metric-integers-no-visibility.json", City::Sylhet, Units::Metric).0, FailureReason::TooFar);
+    assert_eq!(
+        rejected("dhaka-metric-integers-no-visibility.json", City::Sylhet, Units::Metric).0,
+        FailureReason::TooFar
+    );
 }
 
 #[test]
 fn wrong_types_and_ranges() {
-    assert_eq!(rejected("temp-string.json", City::Dhaka, Units::Metric).0, FailureReason::Parse);
-    assert_eq!(rejected("array.json", City::Dhaka, Units::Metric).0, FailureReason::Parse);
-    assert_eq!(rejected("humidity-150.json", City::Dhaka, Units::Metric).0, FailureReason::OutOfRange);
-    assert_eq!(rejected("wind-negative.json", City::Dhaka, Units::Metric).0, FailureReason::OutOfRange);
+    assert_eq!(
+        rejected("temp-string.json", City::Dhaka, Units::Metric).0,
+        FailureReason::Parse
+    );
+    assert_eq!(
+        rejected("array.json", City::Dhaka, Units::Metric).0,
+        FailureReason::Parse
+    );
+    assert_eq!(
+        rejected("humidity-150.json", City::Dhaka, Units::Metric).0,
+        FailureReason::OutOfRange
+    );
+    assert_eq!(
+        rejected("wind-negative.json", City::Dhaka, Units::Metric).0,
+        FailureReason::OutOfRange
+    );
     for junk in [&b""[..], b"null", b"\"text\"", b"{\"cod\":", b"\xff\xfe"] {
         let e = normalize(junk, City::Dhaka, Units::Metric, &Checks::default()).expect_err("junk");
         assert_eq!(e.reason, FailureReason::Parse);
@@ -142,5 +171,8 @@ fn distance_formula_matches_a_known_value() {
     // Dhaka centre to Chittagong centre: 2.0 °N-S and 1.37 °E-W; about 213 km great-circle.
     let d = millionx_source_weather::owm::distance_km(City::Dhaka.coordinates(), City::Chittagong.coordinates());
     assert!((212.0..215.0).contains(&d), "{d}");
-    assert_eq!(millionx_source_weather::owm::distance_km((23.8, 90.4), (23.8, 90.4)), 0.0);
+    assert_eq!(
+        millionx_source_weather::owm::distance_km((23.8, 90.4), (23.8, 90.4)),
+        0.0
+    );
 }
