@@ -1,1 +1,7 @@
-fn main() {}
+//! `millionx`: see `millionx --help`.
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    millionx::cli::main()
+}

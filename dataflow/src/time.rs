@@ -94,14 +94,30 @@ mod tests {
 
     #[test]
     fn accepts_the_contract_shapes() {
-        assert_eq!(EventTime::parse_rfc3339("2024-12-15T00:00:00Z"), Some(EventTime(1_734_220_800_000)));
-        assert_eq!(EventTime::parse_rfc3339("2024-12-15T06:00:00+06:00"), Some(EventTime(1_734_220_800_000)));
-        assert_eq!(EventTime::parse_rfc3339("2024-12-15T00:00:00.250Z"), Some(EventTime(1_734_220_800_250)));
+        assert_eq!(
+            EventTime::parse_rfc3339("2024-12-15T00:00:00Z"),
+            Some(EventTime(1_734_220_800_000))
+        );
+        assert_eq!(
+            EventTime::parse_rfc3339("2024-12-15T06:00:00+06:00"),
+            Some(EventTime(1_734_220_800_000))
+        );
+        assert_eq!(
+            EventTime::parse_rfc3339("2024-12-15T00:00:00.250Z"),
+            Some(EventTime(1_734_220_800_250))
+        );
     }
 
     #[test]
     fn rejects_what_gen_py_spoils() {
-        for bad in ["yesterday", "2024-13-45T99:00:00Z", "", "1734256800", "2024-12-15 00:00:00Z", "2024-12-15T00:00:00"] {
+        for bad in [
+            "yesterday",
+            "2024-13-45T99:00:00Z",
+            "",
+            "1734256800",
+            "2024-12-15 00:00:00Z",
+            "2024-12-15T00:00:00",
+        ] {
             assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -114,6 +130,9 @@ mod tests {
 
     #[test]
     fn formats_utc() {
-        assert_eq!(EventTime(1_734_220_800_000).to_rfc3339(), "2024-12-15T00:00:00Z");
+        assert_eq!(
+            EventTime(1_734_220_800_000).to_rfc3339(),
+            "2024-12-15T00:00:00Z"
+        );
     }
 }
