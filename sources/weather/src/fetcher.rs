@@ -5,7 +5,8 @@
 //! - request starts are at least `spacing_ms` apart (retries included), measured on tokio's clock;
 //! - retryable failures (429, 5xx, timeout, connect, transport) are retried `max_retries` times with
 //!   jittered exponential backoff (backon), a 429/503 `Retry-After` replacing the backoff delay; 401, 404,
-//!   400 and payload rejections are not retried;
+//!   400 and payload rejections are not retried; after a 401 the round's remaining cities fail as
+//!   `unauthorized` without a request (the key is account-wide);
 //! - a reading whose `timestamp` is not newer than the last one published for its city is skipped
 //!   (`unchanged`): the last good reading is never re-published as new;
 //! - after a round, `watermark` = the round's start (wall clock, never moving backwards); a later reading older
@@ -77,7 +78,7 @@ pub struct CityOutcome {
     pub city: City,
     /// What happened.
     pub status: Status,
-    /// HTTP attempts made (1 + retries).
+    /// HTTP attempts made (1 + retries; 0 when skipped because the key was refused earlier in the round).
     pub attempts: u32,
 }
 
@@ -240,11 +241,28 @@ impl<T: Transport> Fetcher<T> {
     /// Runs one round over the configured cities, updates the counters and the de-duplication state, and
     /// declares the watermark.
     pub async fn round(&mut self) -> Round {
-        let started_at = (self.wall_clock)();
+        let now = (self.wall_clock)();
+        // Millisecond precision, like the pipeline's event time.
+        let started_at = Timestamp::from_millisecond(now.as_millisecond()).unwrap_or(now);
         let mut readings = Vec::new();
         let mut outcomes = Vec::new();
+        let mut refused_key: Option<City> = None;
         for city in self.config.cities.clone() {
-            let (result, attempts, retried) = self.fetch_city(city).await;
+            let (result, attempts, retried) = match refused_key {
+                // The key is account-wide: after a 401 the other cities would only repeat it.
+                Some(first) => {
+                    let detail = format!("not requested: the API key was refused for {}", first.name());
+                    (
+                        Err(WeatherError::new(FailureReason::Unauthorized, detail)),
+                        0,
+                        Vec::new(),
+                    )
+                }
+                None => self.fetch_city(city).await,
+            };
+            if matches!(&result, Err(e) if e.reason == FailureReason::Unauthorized) {
+                refused_key.get_or_insert(city);
+            }
             for reason in retried {
                 self.counters.inc_failure(FetchResult::Retried, reason);
             }

@@ -176,3 +176,45 @@ fn distance_formula_matches_a_known_value() {
         0.0
     );
 }
+
+#[test]
+fn readings_pass_the_pipeline_validator() {
+    use millionx_dataflow::record::{Origin, RawLine, StreamKind};
+    for (file, city, units) in [
+        ("dhaka-metric-integers-no-visibility.json", City::Dhaka, Units::Metric),
+        (
+            "chittagong-cod-string-floats-rain-3h.json",
+            City::Chittagong,
+            Units::Metric,
+        ),
+        ("rajshahi-kelvin.json", City::Rajshahi, Units::Standard),
+        ("rangpur-snow-1h-cold.json", City::Rangpur, Units::Metric),
+    ] {
+        let r = normalize(&data(file), city, units, &Checks::default()).expect(file);
+        let line = RawLine {
+            origin: Origin {
+                stream: StreamKind::Weather,
+                partition: 0,
+                offset: 1,
+            },
+            ingest_ns: 0,
+            payload: r.to_json(),
+        };
+        let v = millionx_operators::validate::weather::validate(&line)
+            .unwrap_or_else(|e| panic!("{file}: the pipeline rejects our reading: {:?}", e.reason));
+        assert_eq!(v.city, city, "{file}");
+        assert_eq!(v.meta.event_time.0, r.timestamp.as_millisecond(), "{file}");
+        assert_eq!(
+            (v.temperature, v.feels_like),
+            (r.temperature.current, r.temperature.feels_like),
+            "{file}"
+        );
+        assert_eq!(
+            (v.humidity, v.clouds),
+            (i64::from(r.humidity), i64::from(r.clouds)),
+            "{file}"
+        );
+        assert_eq!(v.visibility, r.visibility, "{file}");
+        assert_eq!((v.wind_speed, v.wind_degree), (r.wind.speed, r.wind.degree), "{file}");
+    }
+}

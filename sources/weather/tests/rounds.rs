@@ -162,12 +162,7 @@ async fn server_errors_give_up_after_three_retries() {
 
 #[tokio::test(start_paused = true)]
 async fn permanent_failures_are_not_retried() {
-    for (status, reason) in [
-        (401, "unauthorized"),
-        (404, "not_found"),
-        (400, "bad_request"),
-        (403, "http_status"),
-    ] {
+    for (status, reason) in [(404, "not_found"), (400, "bad_request"), (403, "http_status")] {
         let t = Scripted::default();
         t.push(status_reply(status, None));
         t.push(ok_reply(City::Sylhet, DT));
@@ -183,6 +178,25 @@ async fn permanent_failures_are_not_retried() {
         assert_eq!(f.counters().get(FetchResult::Error, reason), 1, "{status}");
         assert_eq!(f.counters().total(FetchResult::Retried), 0, "{status}");
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_refused_key_ends_the_round_without_more_requests() {
+    let t = Scripted::default();
+    t.push(status_reply(401, None));
+    let mut f = fetcher(config(&[City::Dhaka, City::Sylhet, City::Khulna]), &t);
+    let round = f.round().await;
+    assert_eq!(
+        t.calls().len(),
+        1,
+        "one request, not retried, not repeated for the other cities"
+    );
+    let attempts: Vec<u32> = round.outcomes.iter().map(|o| o.attempts).collect();
+    assert_eq!(attempts, vec![1, 0, 0]);
+    assert_eq!(round.failures().count(), 3);
+    assert!(round.failures().all(|(_, e)| e.reason == FailureReason::Unauthorized));
+    assert_eq!(f.counters().get(FetchResult::Error, "unauthorized"), 3);
+    assert_eq!(f.counters().total(FetchResult::Retried), 0);
 }
 
 #[tokio::test(start_paused = true)]
