@@ -42,6 +42,10 @@ pub(crate) fn framework_error(status: u16, code: u32, message: &str) -> (u16, Va
     (status, json!({"code": code, "message": message}))
 }
 
+/// Which error go-openapi would serve first: decode stage (0) before validation (1), then the object
+/// indices along the instance path.
+type ErrorOrder = (u8, Vec<u64>);
+
 /// Parses and validates a request body. `Err` holds the status and body to answer with.
 pub(crate) fn parse_body(which: BodySchema, bytes: &[u8]) -> Result<Value, (u16, Value)> {
     let param = match which {
@@ -57,7 +61,7 @@ pub(crate) fn parse_body(which: BodySchema, bytes: &[u8]) -> Result<Value, (u16,
     let validator = validator(which).map_err(|e| framework_error(500, 500, &format!("double schema: {e}")))?;
     // go-openapi decodes first (type errors), then validates objects in index order; the first error
     // of the composite is the one served.
-    let mut first: Option<((u8, Vec<u64>), (u16, Value))> = None;
+    let mut first: Option<(ErrorOrder, (u16, Value))> = None;
     for error in validator.iter_errors(&value) {
         let path = error.instance_path().to_string();
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();

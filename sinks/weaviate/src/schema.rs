@@ -73,7 +73,7 @@ impl ClassDef {
                     Some(n) if !n.is_empty() => lowercase_first(n),
                     _ => return Err(format!("{source}: property {i} has no name")),
                 };
-                if !p.get("dataType").and_then(Value::as_array).is_some_and(|d| !d.is_empty()) {
+                if p.get("dataType").and_then(Value::as_array).is_none_or(|d| d.is_empty()) {
                     return Err(format!("{source}: property {pname} has no dataType"));
                 }
                 if !seen.insert(pname.to_ascii_lowercase()) {
