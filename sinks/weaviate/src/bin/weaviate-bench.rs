@@ -45,18 +45,23 @@ fn encode(n: usize, batch_size: usize, vectors: bool) -> Vec<EncodedBatch> {
     for i in 0..n {
         let post_id = format!("bench-{i}");
         let id = uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_DNS, format!("social:{post_id}").as_bytes());
-        let mut o = json!({"class": "SocialPost", "id": id.to_string(), "properties": {
+        let o = json!({"class": "SocialPost", "id": id.to_string(), "properties": {
             "postId": post_id, "platform": "facebook", "content": format!("Samsung Galaxy A14 for sale, post {i}"),
             "authorHash": format!("{:064x}", i), "city": "Dhaka", "postedAt": "2024-03-01T10:15:00Z",
             "productCategory": "electronics", "categoryConfidence": 0.8, "engagementCount": 12, "likesCount": 10,
             "commentsCount": 2, "sharesCount": 0, "weatherCondition": "Clear", "temperature": 29.5, "humidity": 70,
             "isWeekend": true, "hourOfDay": 16, "embeddingModel": "all-MiniLM-L6-v2", "anonymized": true, "enriched": true}});
+        let mut text = o.to_string();
         if vectors {
+            // f32 written as f32 (shortest round-trip form), as an encoder of f32 embeddings does.
             let v: Vec<f32> = (0..384).map(|d| (((i * 31 + d * 17) % 97) as f32 - 48.0) / 480.0).collect();
-            o["vector"] = json!(v);
+            text.pop();
+            text.push_str(",\"vector\":");
+            text.push_str(&serde_json::to_string(&v).unwrap_or_else(|_| "[]".into()));
+            text.push('}');
         }
         let origin = Origin { stream: StreamKind::Social, partition: 0, offset: i as u64 };
-        current.push_with(origin, 0, |out| out.extend_from_slice(o.to_string().as_bytes()));
+        current.push_with(origin, 0, |out| out.extend_from_slice(text.as_bytes()));
         if current.len() == batch_size {
             current.close();
             let seq = batches.len() as u64 + 1;
