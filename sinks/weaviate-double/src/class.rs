@@ -51,8 +51,25 @@ pub const HNSW_DEFAULTS: &str = r#"{
 
 /// Data types a property may have (primitive ones; cross-references are class names).
 const DATA_TYPES: &[&str] = &[
-    "text", "text[]", "string", "string[]", "int", "int[]", "number", "number[]", "boolean", "boolean[]", "date",
-    "date[]", "uuid", "uuid[]", "geoCoordinates", "phoneNumber", "blob", "object", "object[]",
+    "text",
+    "text[]",
+    "string",
+    "string[]",
+    "int",
+    "int[]",
+    "number",
+    "number[]",
+    "boolean",
+    "boolean[]",
+    "date",
+    "date[]",
+    "uuid",
+    "uuid[]",
+    "geoCoordinates",
+    "phoneNumber",
+    "blob",
+    "object",
+    "object[]",
 ];
 
 /// Fills the defaults the server adds on `POST /v1/schema` and on auto-schema creation: vectorizer
@@ -69,7 +86,8 @@ pub fn fill_class_defaults(class: &mut Map<String, Value>) {
         }
         if class.get("vectorIndexType").and_then(Value::as_str) == Some("hnsw") {
             let mut config = serde_json::from_str::<Value>(HNSW_DEFAULTS).unwrap_or_else(|_| json!({}));
-            if let (Some(target), Some(Value::Object(given))) = (config.as_object_mut(), class.get("vectorIndexConfig")) {
+            if let (Some(target), Some(Value::Object(given))) = (config.as_object_mut(), class.get("vectorIndexConfig"))
+            {
                 for (k, v) in given {
                     target.insert(k.clone(), v.clone());
                 }
@@ -88,9 +106,9 @@ pub fn fill_class_defaults(class: &mut Map<String, Value>) {
         inv.entry("indexPropertyLength").or_insert(json!(false));
         inv.entry("indexTimestamps").or_insert(json!(false));
     }
-    class.entry("multiTenancyConfig").or_insert_with(
-        || json!({"enabled": false, "autoTenantCreation": false, "autoTenantActivation": false}),
-    );
+    class
+        .entry("multiTenancyConfig")
+        .or_insert_with(|| json!({"enabled": false, "autoTenantCreation": false, "autoTenantActivation": false}));
     let replication = class.entry("replicationConfig").or_insert_with(|| json!({"factor": 1}));
     if let Some(r) = replication.as_object_mut() {
         if r.get("factor").and_then(Value::as_i64).unwrap_or(0) < 1 {
@@ -181,7 +199,9 @@ pub(crate) fn check_class(class: &Map<String, Value>) -> Result<(), String> {
             ));
         }
         if !seen.insert(pname.to_ascii_lowercase()) {
-            return Err(format!("class \"{name}\": conflict for property \"{pname}\": already in use or provided multiple times"));
+            return Err(format!(
+                "class \"{name}\": conflict for property \"{pname}\": already in use or provided multiple times"
+            ));
         }
         let types: Vec<&str> =
             prop.get("dataType").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();

@@ -86,7 +86,9 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
     }
     if let Some(key) = &shared.options.api_key {
         let refusal = match auth.as_deref().map(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer "))) {
-            None => Some("anonymous access not enabled. Please authenticate through one of the available methods: [api-key]"),
+            None => Some(
+                "anonymous access not enabled. Please authenticate through one of the available methods: [api-key]",
+            ),
             Some(Some(token)) if token == key => None,
             Some(_) => Some("unauthorized: invalid api key"),
         };
@@ -233,7 +235,9 @@ async fn batch_objects(
                        "message": "usage limit exceeded: objects limit of 1000000 reached"}),
             ))
         }
-        Some(Fault::Status(500)) => return Ok(error_response(500, "batch objects: shard write failed (injected fault)")),
+        Some(Fault::Status(500)) => {
+            return Ok(error_response(500, "batch objects: shard write failed (injected fault)"))
+        }
         Some(Fault::Status(status)) => return Ok(answer(status, None)),
         Some(Fault::Drop { after_write: false }) => return Err(DropConnection),
         _ => {}
@@ -249,7 +253,9 @@ async fn batch_objects(
         if !matches!(level.as_str(), "ONE" | "QUORUM" | "ALL") {
             return Ok(error_response(
                 400,
-                &format!("unrecognized consistency level '{level}', try one of the following: ['ONE', 'QUORUM', 'ALL']"),
+                &format!(
+                    "unrecognized consistency level '{level}', try one of the following: ['ONE', 'QUORUM', 'ALL']"
+                ),
             ));
         }
     }

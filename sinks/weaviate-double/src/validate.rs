@@ -55,9 +55,8 @@ pub(crate) fn parse_body(which: BodySchema, bytes: &[u8]) -> Result<Value, (u16,
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(framework_error(422, 602, &format!("{param} in body is required")));
     }
-    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
-        framework_error(400, 400, &format!("parsing {param} body from \"\" failed, because {e}"))
-    })?;
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| framework_error(400, 400, &format!("parsing {param} body from \"\" failed, because {e}")))?;
     let validator = validator(which).map_err(|e| framework_error(500, 500, &format!("double schema: {e}")))?;
     // go-openapi decodes first (type errors), then validates objects in index order; the first error
     // of the composite is the one served.
@@ -131,7 +130,8 @@ mod tests {
 
     #[test]
     fn a_bad_id_rejects_the_body_with_422_code_601() {
-        let body = br#"{"objects":[{"class":"A","id":"00000000-0000-0000-0000-000000000001"},{"class":"A","id":"nope"}]}"#;
+        let body =
+            br#"{"objects":[{"class":"A","id":"00000000-0000-0000-0000-000000000001"},{"class":"A","id":"nope"}]}"#;
         let (status, answer) = parse_body(BodySchema::BatchObjects, body).expect_err("invalid");
         assert_eq!(status, 422);
         assert_eq!(answer, json!({"code": 601, "message": "id in body must be of type uuid: \"nope\""}));
@@ -139,8 +139,8 @@ mod tests {
 
     #[test]
     fn wrong_json_types_are_decode_errors_with_400() {
-        let (status, answer) =
-            parse_body(BodySchema::BatchObjects, br#"{"objects":[{"class":"A","vector":["x"]}]}"#).expect_err("invalid");
+        let (status, answer) = parse_body(BodySchema::BatchObjects, br#"{"objects":[{"class":"A","vector":["x"]}]}"#)
+            .expect_err("invalid");
         assert_eq!(status, 400);
         assert_eq!(answer["code"], 400);
         assert!(answer["message"].as_str().is_some_and(|m| m.contains("cannot unmarshal string")), "{answer}");
@@ -156,9 +156,11 @@ mod tests {
         assert!(parse_body(BodySchema::BatchObjects, body).is_ok());
         let class = br#"{"class":"A","properties":[{"name":"x","dataType":["int"]}]}"#;
         assert!(parse_body(BodySchema::Class, class).is_ok());
-        let (status, answer) =
-            parse_body(BodySchema::Class, br#"{"class":"A","properties":[{"name":"x","dataType":["text"],"tokenization":"nope"}]}"#)
-                .expect_err("enum");
+        let (status, answer) = parse_body(
+            BodySchema::Class,
+            br#"{"class":"A","properties":[{"name":"x","dataType":["text"],"tokenization":"nope"}]}"#,
+        )
+        .expect_err("enum");
         assert_eq!((status, answer["code"].as_u64()), (422, Some(606)));
     }
 }

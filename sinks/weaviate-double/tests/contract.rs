@@ -12,7 +12,9 @@ fn contract() -> Option<String> {
     let path = root.join("../shared/reference/weaviate/CONTRACT.md");
     match std::fs::read_to_string(&path) {
         Ok(text) => Some(text),
-        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => panic!("{}: {e} (CI needs ../shared)", path.display()),
+        Err(e) if std::env::var("CI").is_ok_and(|v| v == "true") => {
+            panic!("{}: {e} (CI needs ../shared)", path.display())
+        }
         Err(e) => {
             println!("skipped: {} not readable ({e})", path.display());
             None
@@ -73,7 +75,8 @@ const ID2: &str = "a28dbe34-3cd5-5334-93b4-23ba6bb7b6cb";
 #[test]
 fn batch_endpoint_messages_and_codes_match_the_contract() {
     let Some(contract) = contract() else { return };
-    let double = WeaviateDouble::start_with(DoubleOptions { auto_schema: false, ..DoubleOptions::default() }).expect("double");
+    let double =
+        WeaviateDouble::start_with(DoubleOptions { auto_schema: false, ..DoubleOptions::default() }).expect("double");
     let c = Client::new(&double);
 
     // Empty `objects` → 422 ErrorResponse.
@@ -164,8 +167,9 @@ fn duplicates_upserts_and_auto_schema_behave_as_the_contract_says() {
 #[test]
 fn schema_endpoints_and_auth_use_the_contract_codes_and_shapes() {
     let Some(contract) = contract() else { return };
-    let double = WeaviateDouble::start_with(DoubleOptions { api_key: Some("secret".into()), ..DoubleOptions::default() })
-        .expect("double");
+    let double =
+        WeaviateDouble::start_with(DoubleOptions { api_key: Some("secret".into()), ..DoubleOptions::default() })
+            .expect("double");
     let mut c = Client::new(&double);
     // Readiness needs no key.
     assert_eq!(c.call("GET", "/v1/.well-known/ready", None).0, 200);

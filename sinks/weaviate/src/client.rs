@@ -62,8 +62,14 @@ mod tests {
     #[test]
     fn reads_all_three_error_shapes() {
         assert_eq!(error_message(br#"{"error":[{"message":"a"},{"message":"b"}]}"#), "a; b");
-        assert_eq!(error_message(br#"{"code":601,"message":"id in body must be of type uuid: \"x\""}"#), "id in body must be of type uuid: \"x\"");
-        assert_eq!(error_message(br#"{"errorCode":"USAGE_LIMIT_EXCEEDED","limit":"objects","value":5,"message":"limit"}"#), "limit");
+        assert_eq!(
+            error_message(br#"{"code":601,"message":"id in body must be of type uuid: \"x\""}"#),
+            "id in body must be of type uuid: \"x\""
+        );
+        assert_eq!(
+            error_message(br#"{"errorCode":"USAGE_LIMIT_EXCEEDED","limit":"objects","value":5,"message":"limit"}"#),
+            "limit"
+        );
         assert_eq!(error_message(b""), "(empty body)");
         assert_eq!(error_message(b"bad gateway"), "bad gateway");
     }

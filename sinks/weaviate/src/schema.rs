@@ -68,7 +68,9 @@ impl ClassDef {
         let mut seen = std::collections::HashSet::new();
         if let Some(Value::Array(props)) = body.get_mut("properties") {
             for (i, prop) in props.iter_mut().enumerate() {
-                let Some(p) = prop.as_object_mut() else { return Err(format!("{source}: property {i} is not an object")) };
+                let Some(p) = prop.as_object_mut() else {
+                    return Err(format!("{source}: property {i} is not an object"));
+                };
                 let pname = match p.get("name").and_then(Value::as_str) {
                     Some(n) if !n.is_empty() => lowercase_first(n),
                     _ => return Err(format!("{source}: property {i} has no name")),
@@ -270,7 +272,12 @@ pub fn diff_class(ours: &ClassDef, live: Option<&Map<String, Value>>) -> Vec<Dri
         };
         let live_type = data_type(live_prop);
         if live_type != want_type {
-            out.push(Drift::TypeMismatch { class: class.into(), property: name.clone(), want: want_type, live: live_type });
+            out.push(Drift::TypeMismatch {
+                class: class.into(),
+                property: name.clone(),
+                want: want_type,
+                live: live_type,
+            });
         }
         for (key, want) in prop {
             if matches!(key.as_str(), "name" | "dataType" | "description") {
@@ -325,7 +332,12 @@ impl SchemaClient {
         Ok(SchemaClient { client, base: base_url.trim_end_matches('/').to_owned() })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<(u16, Vec<u8>), SchemaError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Vec<u8>), SchemaError> {
         let url = format!("{}{path}", self.base);
         let mut request = self.client.request(method.clone(), &url);
         if let Some(body) = body {
@@ -358,7 +370,8 @@ impl SchemaClient {
 
     /// `POST /v1/schema`.
     pub async fn create_class(&self, class: &ClassDef) -> Result<(), SchemaError> {
-        let (status, body) = self.call(reqwest::Method::POST, "/v1/schema", Some(&Value::Object(class.body.clone()))).await?;
+        let (status, body) =
+            self.call(reqwest::Method::POST, "/v1/schema", Some(&Value::Object(class.body.clone()))).await?;
         match status {
             200 => Ok(()),
             other => Err(SchemaError(format!("create {}: HTTP {other}: {}", class.name, error_message(&body)))),
@@ -455,7 +468,10 @@ pub async fn schema_command(
         }
         say(
             out,
-            format!("{} difference(s); `weaviate schema --force-recreate` rebuilds the classes (deleting their objects)", report.drift.len()),
+            format!(
+                "{} difference(s); `weaviate schema --force-recreate` rebuilds the classes (deleting their objects)",
+                report.drift.len()
+            ),
         );
     }
     Ok(report)
@@ -544,8 +560,11 @@ mod tests {
 
     #[test]
     fn names_are_normalised_and_server_defaults_are_no_drift() {
-        let ours = ClassDef::parse("t", r#"{"class":"post","vectorIndexConfig":{"maxConnections":64},
-            "properties":[{"name":"Title","dataType":["string"]}]}"#)
+        let ours = ClassDef::parse(
+            "t",
+            r#"{"class":"post","vectorIndexConfig":{"maxConnections":64},
+            "properties":[{"name":"Title","dataType":["string"]}]}"#,
+        )
         .expect("parse");
         assert_eq!(ours.name, "Post");
         let live = json!({"class":"Post","vectorIndexConfig":{"maxConnections":64.0,"ef":-1},
@@ -555,18 +574,44 @@ mod tests {
 
     #[test]
     fn every_kind_of_drift_is_reported() {
-        let ours = ClassDef::parse("t", r#"{"class":"Post","vectorizer":"none","vectorIndexConfig":{"maxConnections":64},
-            "properties":[{"name":"a","dataType":["int"]},{"name":"b","dataType":["text"]}]}"#)
+        let ours = ClassDef::parse(
+            "t",
+            r#"{"class":"Post","vectorizer":"none","vectorIndexConfig":{"maxConnections":64},
+            "properties":[{"name":"a","dataType":["int"]},{"name":"b","dataType":["text"]}]}"#,
+        )
         .expect("parse");
         let live = json!({"class":"Post","vectorizer":"text2vec-openai","vectorIndexConfig":{"maxConnections":32},
             "properties":[{"name":"a","dataType":["number"]},{"name":"c","dataType":["text"]}]});
         let drift = diff_class(&ours, live.as_object());
         assert_eq!(drift.len(), 5, "{drift:?}");
-        assert!(drift.contains(&Drift::Config { class: "Post".into(), path: "vectorizer".into(), want: json!("none"), live: json!("text2vec-openai") }));
-        assert!(drift.contains(&Drift::Config { class: "Post".into(), path: "vectorIndexConfig.maxConnections".into(), want: json!(64), live: json!(32) }));
-        assert!(drift.contains(&Drift::TypeMismatch { class: "Post".into(), property: "a".into(), want: "int".into(), live: "number".into() }));
-        assert!(drift.contains(&Drift::MissingProperty { class: "Post".into(), property: "b".into(), data_type: "text".into() }));
-        assert!(drift.contains(&Drift::ExtraProperty { class: "Post".into(), property: "c".into(), data_type: "text".into() }));
+        assert!(drift.contains(&Drift::Config {
+            class: "Post".into(),
+            path: "vectorizer".into(),
+            want: json!("none"),
+            live: json!("text2vec-openai")
+        }));
+        assert!(drift.contains(&Drift::Config {
+            class: "Post".into(),
+            path: "vectorIndexConfig.maxConnections".into(),
+            want: json!(64),
+            live: json!(32)
+        }));
+        assert!(drift.contains(&Drift::TypeMismatch {
+            class: "Post".into(),
+            property: "a".into(),
+            want: "int".into(),
+            live: "number".into()
+        }));
+        assert!(drift.contains(&Drift::MissingProperty {
+            class: "Post".into(),
+            property: "b".into(),
+            data_type: "text".into()
+        }));
+        assert!(drift.contains(&Drift::ExtraProperty {
+            class: "Post".into(),
+            property: "c".into(),
+            data_type: "text".into()
+        }));
         assert_eq!(diff_class(&ours, None), vec![Drift::MissingClass { class: "Post".into() }]);
     }
 }

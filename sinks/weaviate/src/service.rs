@@ -136,7 +136,10 @@ impl WeaviateWriter {
             .thread_name("weaviate-io")
             .enable_all()
             .build()
-            .map_err(|e| ConfigError { key: "weaviate".into(), reason: format!("cannot start the I/O runtime: {e}") })?;
+            .map_err(|e| ConfigError {
+                key: "weaviate".into(),
+                reason: format!("cannot start the I/O runtime: {e}"),
+            })?;
         let mut batch_url = format!("{}/v1/batch/objects", config.base_url());
         if let Some(level) = config.consistency_level {
             batch_url.push_str("?consistency_level=");
@@ -567,7 +570,10 @@ mod tests {
             reason_kind("invalid integer property 'p' on class 'C': requires an integer, the given value is '1.5'"),
             "invalid_property"
         );
-        assert_eq!(reason_kind("insert to vector index: vector dimensions do not match the index dimensions: x"), "vector_dimension");
+        assert_eq!(
+            reason_kind("insert to vector index: vector dimensions do not match the index dimensions: x"),
+            "vector_dimension"
+        );
         assert_eq!(reason_kind("class 'X' not present in schema"), "unknown_class");
         assert_eq!(reason_kind("no such prop with name 'p' found in class 'C' in the schema."), "unknown_property");
         assert!(is_transient_message("put object: context deadline exceeded"));

@@ -147,8 +147,9 @@ fn exhausted_retries_fail_the_batch_without_acknowledging_it() {
 
 #[test]
 fn bearer_auth_from_a_key_file_and_a_wrong_key_stops_the_run() {
-    let double = WeaviateDouble::start_with(DoubleOptions { api_key: Some("k-123".into()), ..DoubleOptions::default() })
-        .expect("double");
+    let double =
+        WeaviateDouble::start_with(DoubleOptions { api_key: Some("k-123".into()), ..DoubleOptions::default() })
+            .expect("double");
     let dir = std::env::temp_dir().join(format!("mx-weaviate-auth-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("tmp");
     let key_file = dir.join("key");

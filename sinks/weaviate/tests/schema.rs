@@ -23,7 +23,10 @@ fn creates_missing_classes_once_and_then_matches() {
     let (cls, market) = (unique("Social"), unique("Market"));
     let classes = ours(&cls, &market);
     let report = run_schema_command(&t.url, &verify_only(&t.url), &classes, &mut |_| false).expect("verify");
-    assert_eq!(report.drift, vec![Drift::MissingClass { class: cls.clone() }, Drift::MissingClass { class: market.clone() }]);
+    assert_eq!(
+        report.drift,
+        vec![Drift::MissingClass { class: cls.clone() }, Drift::MissingClass { class: market.clone() }]
+    );
     assert!(report.created.is_empty() && live_class(&t.url, &cls).is_none(), "--verify-only changes nothing");
 
     let report = run_schema_command(&t.url, &SchemaArgs::default(), &classes, &mut |_| false).expect("create");
@@ -70,10 +73,25 @@ fn verify_only_reports_each_kind_of_drift() {
         drift,
         vec![
             Drift::MissingProperty { class: cls.clone(), property: "enriched".into(), data_type: "boolean".into() },
-            Drift::TypeMismatch { class: cls.clone(), property: "hourOfDay".into(), want: "int".into(), live: "number".into() },
+            Drift::TypeMismatch {
+                class: cls.clone(),
+                property: "hourOfDay".into(),
+                want: "int".into(),
+                live: "number".into()
+            },
             Drift::ExtraProperty { class: cls.clone(), property: "sentiment".into(), data_type: "text".into() },
-            Drift::Config { class: cls.clone(), path: "vectorIndexConfig.distance".into(), want: json!("cosine"), live: json!("dot") },
-            Drift::Config { class: cls.clone(), path: "vectorIndexConfig.maxConnections".into(), want: json!(64), live: json!(32) },
+            Drift::Config {
+                class: cls.clone(),
+                path: "vectorIndexConfig.distance".into(),
+                want: json!("cosine"),
+                live: json!("dot")
+            },
+            Drift::Config {
+                class: cls.clone(),
+                path: "vectorIndexConfig.maxConnections".into(),
+                want: json!(64),
+                live: json!(32)
+            },
         ],
     );
     // A drifted class is left alone by the create mode, which still reports the drift.
@@ -95,7 +113,10 @@ fn a_class_auto_schema_created_before_the_schema_command_is_drift() {
     for int_prop in ["engagementCount", "likesCount", "commentsCount", "sharesCount", "humidity", "hourOfDay"] {
         assert!(lines.contains(&format!("{cls}.{int_prop}: type mismatch: want int, live number")), "{lines:#?}");
     }
-    assert!(lines.contains(&format!("{cls}: config drift at vectorIndexConfig.maxConnections: want 64, live 32")), "{lines:#?}");
+    assert!(
+        lines.contains(&format!("{cls}: config drift at vectorIndexConfig.maxConnections: want 64, live 32")),
+        "{lines:#?}"
+    );
     assert!(!lines.iter().any(|l| l.contains("postedAt")), "RFC 3339 strings are inferred as date: {lines:#?}");
 }
 
@@ -164,7 +185,11 @@ fn run_schema_exits_1_on_drift_0_when_matching_and_2_on_errors() {
     assert_eq!(run_schema(&create, None), std::process::ExitCode::SUCCESS);
     assert_eq!(run_schema(&verify, None), std::process::ExitCode::SUCCESS);
     let recreate_no_tty = SchemaArgs { force_recreate: true, url: Some(t.url.clone()), ..SchemaArgs::default() };
-    assert_eq!(run_schema(&recreate_no_tty, None), std::process::ExitCode::from(2), "stdin is no terminal here: --yes needed");
+    assert_eq!(
+        run_schema(&recreate_no_tty, None),
+        std::process::ExitCode::from(2),
+        "stdin is no terminal here: --yes needed"
+    );
     let bad_url = SchemaArgs { url: Some("ftp://nowhere".into()), ..SchemaArgs::default() };
     assert_eq!(run_schema(&bad_url, None), std::process::ExitCode::from(2));
 }

@@ -15,7 +15,8 @@ fn writes_every_social_post_once_and_a_replay_adds_none() {
     let class = unique("Social");
     create_class(&t.url, "SocialPost", &class);
     let objects: Vec<_> = (0..250).map(|n| social(&class, &format!("p-{n}"), n, true)).collect();
-    let batches = || vec![batch(0, 0, &objects[..100]), batch(1, 100, &objects[100..200]), batch(2, 200, &objects[200..])];
+    let batches =
+        || vec![batch(0, 0, &objects[..100]), batch(1, 100, &objects[100..200]), batch(2, 200, &objects[200..])];
     let mut writer = WeaviateWriter::new(&config(&t.url)).expect("writer");
     for c in write_all(&mut writer, batches()) {
         let outcome = c.result.expect("written");
@@ -92,7 +93,8 @@ fn permanent_failures_are_rejected_with_the_server_message_and_the_rest_written(
             (6, "sink_rejected:weaviate:invalid_property"),
         ]
     );
-    let message = |i: usize| outcome.rejected.iter().find(|r| r.index == i).map(|r| r.message.clone()).unwrap_or_default();
+    let message =
+        |i: usize| outcome.rejected.iter().find(|r| r.index == i).map(|r| r.message.clone()).unwrap_or_default();
     assert!(message(1).contains(&format!("invalid integer property 'humidity' on class '{class}'")), "{}", message(1));
     assert!(message(3).contains("requires a string with a RFC3339 formatted date"), "{}", message(3));
     assert!(message(6).contains(&format!("invalid text property 'city' on class '{class}'")), "{}", message(6));

@@ -41,7 +41,8 @@ static COUNTER: AtomicU64 = AtomicU64::new(0);
 /// A class name no other test uses (tests may share a real server).
 pub fn unique(prefix: &str) -> String {
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
     format!("{prefix}T{}x{n}x{nanos}", std::process::id())
 }
 
