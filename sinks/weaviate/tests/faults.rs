@@ -77,10 +77,10 @@ fn dropped_connections_before_and_after_the_write_lose_and_duplicate_nothing() {
 fn repeated_timeouts_split_the_batch_and_every_object_lands_once() {
     let s = setup(40);
     let mut c = config(&s.double.url());
-    c.request_timeout_ms = 300;
-    c.connect_timeout_ms = 300;
-    s.double.push_fault(Fault::Delay(Duration::from_millis(1_500)));
-    s.double.push_fault(Fault::Delay(Duration::from_millis(1_500)));
+    c.request_timeout_ms = 800;
+    c.connect_timeout_ms = 800;
+    s.double.push_fault(Fault::Delay(Duration::from_millis(2_500)));
+    s.double.push_fault(Fault::Delay(Duration::from_millis(2_500)));
     let mut writer = WeaviateWriter::new(&c).expect("writer");
     let done = write_all(&mut writer, vec![s.batch()]);
     assert_eq!(done[0].result.as_ref().expect("written").retries, 2);

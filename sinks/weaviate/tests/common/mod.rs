@@ -49,8 +49,9 @@ pub fn unique(prefix: &str) -> String {
 /// Fast-failing writer settings for tests.
 pub fn config(url: &str) -> WeaviateConfig {
     let mut c = WeaviateConfig { url: url.to_owned(), ..WeaviateConfig::default() };
-    c.request_timeout_ms = 2_000;
-    c.connect_timeout_ms = 1_000;
+    // Generous: a timeout here would add retries the assertions do not expect on a loaded machine.
+    c.request_timeout_ms = 10_000;
+    c.connect_timeout_ms = 2_000;
     c.retry.initial_backoff_ms = 5;
     c.retry.max_backoff_ms = 40;
     c
