@@ -15,7 +15,8 @@
 //!    halve it (the Weaviate clients' "shrink the batch" advice), and so does 413.
 //! 4. A 400/422 for the whole body (e.g. an `id` that is not a UUID) is traced to the object: the one the
 //!    message names (`objects.N.`), else by halving until the offending object is alone; it is rejected
-//!    (`…:invalid_object`) and the others are written.
+//!    (`…:invalid_object`) and the others are written. If every object of the batch (≥ 2) is refused
+//!    that way, the refusal is taken as systemic and the batch fails instead (step 5).
 //! 5. 401/403, an unknown consistency level, another 4xx, or retries exhausted: the batch completes with
 //!    a [`SinkError`] and nothing in it counts as written (the run stops; replays overwrite by id).
 //!
@@ -258,7 +259,11 @@ pub fn reason_kind(message: &str) -> &'static str {
 }
 
 /// True for per-object messages that a retry may cure (timeouts, replication, rate limits, shutdown).
+/// Messages of a known permanent kind (see [`reason_kind`]) never are, whatever names they quote.
 pub fn is_transient_message(message: &str) -> bool {
+    if reason_kind(message) != "object_error" {
+        return false;
+    }
     const MARKERS: &[&str] = &[
         "context deadline exceeded",
         "timeout",
@@ -545,6 +550,14 @@ async fn write_batch(ctx: &Ctx, batch: &EncodedBatch) -> Result<WriteOutcome, Si
             Sent::Fatal(message) => return Err(fatal(format!("batch {}: {message}", batch.seq))),
         }
     }
+    let sent = batch.len() - outcome.rejected.iter().filter(|r| !r.reason.0.ends_with(":invalid_object")).count();
+    let invalid = outcome.rejected.iter().filter(|r| r.reason.0.ends_with(":invalid_object")).count();
+    if sent >= 2 && invalid == sent {
+        // Every object rejected as invalid on its own: far likelier a systemic 400/422 (a proxy, a
+        // server change) than a whole batch of bad objects; stop rather than dead-letter everything.
+        let message = outcome.rejected.last().map(|r| r.message.clone()).unwrap_or_default();
+        return Err(fatal(format!("batch {}: all {sent} objects rejected with HTTP 400/422: {message}", batch.seq)));
+    }
     outcome.rejected.sort_by_key(|r| r.index);
     Ok(outcome)
 }
@@ -578,6 +591,7 @@ mod tests {
         assert_eq!(reason_kind("no such prop with name 'p' found in class 'C' in the schema."), "unknown_property");
         assert!(is_transient_message("put object: context deadline exceeded"));
         assert!(!is_transient_message("invalid date property 'd' on class 'C'"));
+        assert!(!is_transient_message("invalid text property 'timeout' on class 'C': not a string, but bool"));
         assert_eq!(index_named("body.objects.12.id in body must be of type uuid: \"x\""), Some(12));
         assert_eq!(index_named("id in body must be of type uuid: \"x\""), None);
     }

@@ -221,3 +221,21 @@ fn consistency_level_is_sent_and_several_batches_run_at_once() {
     assert!(done.iter().all(|c| c.result.as_ref().is_ok_and(|o| o.rejected.is_empty())));
     assert_eq!(stored(&t.url, &class).len(), 400);
 }
+
+#[test]
+fn a_batch_whose_every_object_is_refused_whole_stops_the_run_instead_of_dead_lettering_it() {
+    let t = target();
+    let class = unique("Social");
+    let objects: Vec<_> = (0..4)
+        .map(|n| {
+            let mut o = social(&class, &format!("z-{n}"), n, false);
+            o["id"] = json!(format!("bad-id-{n}"));
+            o
+        })
+        .collect();
+    let mut writer = WeaviateWriter::new(&config(&t.url)).expect("writer");
+    let done = write_all(&mut writer, vec![batch(0, 0, &objects)]);
+    let error = done[0].result.as_ref().expect_err("systemic refusal is fatal");
+    assert!(error.message.contains("all 4 objects rejected with HTTP 400/422"), "{}", error.message);
+    assert_eq!(stored(&t.url, &class).len(), 0);
+}
