@@ -38,6 +38,8 @@ struct Client {
 impl Client {
     fn new(double: &WeaviateDouble) -> Client {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        // reqwest is built without a TLS provider of its own (workspace choice: rustls + ring).
+        let _ = rustls::crypto::ring::default_provider().install_default();
         Client { base: double.url(), key: None, rt }
     }
 

@@ -14,6 +14,9 @@ pub fn build_client(
     connect_timeout: Duration,
     request_timeout: Duration,
 ) -> Result<reqwest::Client, String> {
+    // HTTPS uses rustls with the ring provider (as the weather fetcher does); `Err` only means a
+    // provider is already installed.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let mut headers = HeaderMap::new();
     if let Some(key) = api_key {
         let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))

@@ -165,7 +165,13 @@ pub fn write_all(writer: &mut WeaviateWriter, batches: Vec<EncodedBatch>) -> Vec
     done
 }
 
+/// reqwest is built without a TLS provider of its own (workspace choice: rustls + ring).
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 fn http_get(url: &str) -> (u16, Value) {
+    install_tls_provider();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let mut request = reqwest::Client::new().get(url);
@@ -210,6 +216,7 @@ pub fn live_class(url: &str, class: &str) -> Option<Value> {
 
 /// `POST /v1/schema` with a raw body; the status.
 pub fn post_class(url: &str, body: &Value) -> u16 {
+    install_tls_provider();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     rt.block_on(async {
         let mut request = reqwest::Client::new().post(format!("{url}/v1/schema")).body(body.to_string());
