@@ -22,6 +22,15 @@ pub const CARDINALITY_LIMIT: usize = 1000;
 /// The instrumentation scope name (not exported as a label: scope labels are disabled).
 const SCOPE: &str = "millionx";
 
+/// What a sink writes: table rows (Snowflake, file, dead-letter file) or vector objects (Weaviate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkOutput {
+    /// Rows: counted by [`Metrics::sink_rows_written`].
+    Rows,
+    /// Objects: counted by [`Metrics::sink_objects_written`].
+    Objects,
+}
+
 /// A handle to every MillionX metric. Cheap to clone (one `Arc`); `Send + Sync`, so each timely worker
 /// and each sink service thread keeps its own clone.
 ///
@@ -190,11 +199,20 @@ impl Metrics {
         }
     }
 
-    /// Creates the per-sink counters of `sink` at 0 (batches, bytes, retries).
-    pub fn init_sink(&self, sink: &'static str) {
+    /// Creates the counters of sink `sink` at 0: batches, bytes, retries, and the rows (table sinks) or
+    /// objects (vector sinks) of each stream in `streams`. A configured sink that never writes then shows
+    /// a flat 0, which the WeaviateSlowIngestion rule needs to see a stalled sink.
+    pub fn init_sink(&self, sink: &'static str, output: SinkOutput, streams: &[&'static str]) {
         let s = [fixed("sink", sink)];
         for c in [&self.inner.sink_batches, &self.inner.sink_bytes, &self.inner.sink_retries] {
             c.add(0, &s);
+        }
+        let per_stream = match output {
+            SinkOutput::Rows => &self.inner.sink_rows,
+            SinkOutput::Objects => &self.inner.sink_objects,
+        };
+        for stream in streams {
+            per_stream.add(0, &[fixed("sink", sink), fixed("stream", stream)]);
         }
     }
 

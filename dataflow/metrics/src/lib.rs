@@ -28,7 +28,7 @@ pub mod label;
 pub mod server;
 
 pub use config::{MetricsArgs, MetricsConfig, DEFAULT_LISTEN};
-pub use handle::{Metrics, CARDINALITY_LIMIT};
+pub use handle::{Metrics, SinkOutput, CARDINALITY_LIMIT};
 pub use server::MetricsServer;
 
 /// Errors of this crate. None carries personal data: messages hold addresses, keys and library errors.
