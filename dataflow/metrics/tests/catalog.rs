@@ -236,6 +236,7 @@ fn ops_files_use_only_catalog_metrics() {
         "grafana/data-quality.json",
         "prometheus/alerts.yaml",
         "prometheus/alerts.test.yaml",
+        "RUNBOOKS.md",
     ] {
         let path = ops_dir().join(rel);
         let text = match std::fs::read_to_string(&path) {
