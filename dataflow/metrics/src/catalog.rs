@@ -89,24 +89,16 @@ pub const EVENT_TO_SINK_BUCKETS: &[f64] =
 pub const INGESTION_LAG_BUCKETS: &[f64] =
     &[1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0, 10800.0, 21600.0, 86400.0, 604800.0];
 
-const fn counter(
+/// A counter or gauge (no buckets).
+const fn scalar(
+    kind: Kind,
     name: &'static str,
     unit: &'static str,
     labels: &'static [&'static str],
     help: &'static str,
     emitted_by: &'static str,
 ) -> MetricSpec {
-    MetricSpec { name, kind: Kind::Counter, unit, labels, help, emitted_by, buckets: &[] }
-}
-
-const fn gauge(
-    name: &'static str,
-    unit: &'static str,
-    labels: &'static [&'static str],
-    help: &'static str,
-    emitted_by: &'static str,
-) -> MetricSpec {
-    MetricSpec { name, kind: Kind::Gauge, unit, labels, help, emitted_by, buckets: &[] }
+    MetricSpec { name, kind, unit, labels, help, emitted_by, buckets: &[] }
 }
 
 const fn histogram(
@@ -120,7 +112,8 @@ const fn histogram(
 }
 
 /// `millionx_pipeline_records_in_total{stream}`
-pub const RECORDS_IN: MetricSpec = counter(
+pub const RECORDS_IN: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_pipeline_records_in_total",
     "{record}",
     &["stream"],
@@ -128,7 +121,8 @@ pub const RECORDS_IN: MetricSpec = counter(
     "sources (Kafka reader, file replay), per read batch",
 );
 /// `millionx_pipeline_records_rejected_total{stream,reason}`
-pub const RECORDS_REJECTED: MetricSpec = counter(
+pub const RECORDS_REJECTED: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_pipeline_records_rejected_total",
     "{record}",
     &["stream", "reason"],
@@ -136,7 +130,8 @@ pub const RECORDS_REJECTED: MetricSpec = counter(
     "operators decode+validate (error side), sources, sink driver (permanent per-record failures)",
 );
 /// `millionx_pipeline_records_out_total{stream}`
-pub const RECORDS_OUT: MetricSpec = counter(
+pub const RECORDS_OUT: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_pipeline_records_out_total",
     "{record}",
     &["stream"],
@@ -160,7 +155,8 @@ pub const EVENT_TO_SINK_LATENCY: MetricSpec = histogram(
     EVENT_TO_SINK_BUCKETS,
 );
 /// `millionx_dedup_duplicates_total{stream}`
-pub const DUPLICATES: MetricSpec = counter(
+pub const DUPLICATES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_dedup_duplicates_total",
     "{record}",
     &["stream"],
@@ -168,7 +164,8 @@ pub const DUPLICATES: MetricSpec = counter(
     "operators dedup",
 );
 /// `millionx_pii_detected_records_total{stream}`
-pub const PII_DETECTED: MetricSpec = counter(
+pub const PII_DETECTED: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_pii_detected_records_total",
     "{record}",
     &["stream"],
@@ -176,7 +173,8 @@ pub const PII_DETECTED: MetricSpec = counter(
     "operators anonymise",
 );
 /// `millionx_pii_fields_anonymized_total{stream,field}`
-pub const PII_FIELDS: MetricSpec = counter(
+pub const PII_FIELDS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_pii_fields_anonymized_total",
     "{field}",
     &["stream", "field"],
@@ -184,7 +182,8 @@ pub const PII_FIELDS: MetricSpec = counter(
     "operators anonymise",
 );
 /// `millionx_category_records_total{stream,category}`
-pub const CATEGORY: MetricSpec = counter(
+pub const CATEGORY: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_category_records_total",
     "{record}",
     &["stream", "category"],
@@ -192,7 +191,8 @@ pub const CATEGORY: MetricSpec = counter(
     "operators categorise",
 );
 /// `millionx_weather_enriched_records_total{stream}`
-pub const WEATHER_ENRICHED: MetricSpec = counter(
+pub const WEATHER_ENRICHED: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_weather_enriched_records_total",
     "{record}",
     &["stream"],
@@ -200,7 +200,8 @@ pub const WEATHER_ENRICHED: MetricSpec = counter(
     "operators weather as-of join",
 );
 /// `millionx_weather_fetch_successes_total`
-pub const WEATHER_FETCH_SUCCESSES: MetricSpec = counter(
+pub const WEATHER_FETCH_SUCCESSES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_weather_fetch_successes_total",
     "{request}",
     &[],
@@ -208,7 +209,8 @@ pub const WEATHER_FETCH_SUCCESSES: MetricSpec = counter(
     "sources/weather fetcher",
 );
 /// `millionx_weather_fetch_failures_total{reason}`
-pub const WEATHER_FETCH_FAILURES: MetricSpec = counter(
+pub const WEATHER_FETCH_FAILURES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_weather_fetch_failures_total",
     "{request}",
     &["reason"],
@@ -216,7 +218,8 @@ pub const WEATHER_FETCH_FAILURES: MetricSpec = counter(
     "sources/weather fetcher",
 );
 /// `millionx_embedding_texts_total{stream}`
-pub const EMBEDDING_TEXTS: MetricSpec = counter(
+pub const EMBEDDING_TEXTS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_embedding_texts_total",
     "{text}",
     &["stream"],
@@ -232,7 +235,8 @@ pub const EMBEDDING_DURATION: MetricSpec = histogram(
     EMBEDDING_BUCKETS,
 );
 /// `millionx_quality_score_ratio{stream}`
-pub const QUALITY_SCORE: MetricSpec = gauge(
+pub const QUALITY_SCORE: MetricSpec = scalar(
+    Kind::Gauge,
     "millionx_quality_score_ratio",
     "1",
     &["stream"],
@@ -240,7 +244,8 @@ pub const QUALITY_SCORE: MetricSpec = gauge(
     "operators quality windows, when a window closes",
 );
 /// `millionx_quality_weather_coverage_ratio{stream}`
-pub const QUALITY_WEATHER_COVERAGE: MetricSpec = gauge(
+pub const QUALITY_WEATHER_COVERAGE: MetricSpec = scalar(
+    Kind::Gauge,
     "millionx_quality_weather_coverage_ratio",
     "1",
     &["stream"],
@@ -248,7 +253,8 @@ pub const QUALITY_WEATHER_COVERAGE: MetricSpec = gauge(
     "operators quality windows, when a window closes",
 );
 /// `millionx_quality_embedding_coverage_ratio{stream}`
-pub const QUALITY_EMBEDDING_COVERAGE: MetricSpec = gauge(
+pub const QUALITY_EMBEDDING_COVERAGE: MetricSpec = scalar(
+    Kind::Gauge,
     "millionx_quality_embedding_coverage_ratio",
     "1",
     &["stream"],
@@ -256,7 +262,8 @@ pub const QUALITY_EMBEDDING_COVERAGE: MetricSpec = gauge(
     "operators quality windows, when a window closes",
 );
 /// `millionx_quality_windows_closed_total{stream}`
-pub const QUALITY_WINDOWS_CLOSED: MetricSpec = counter(
+pub const QUALITY_WINDOWS_CLOSED: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_quality_windows_closed_total",
     "{window}",
     &["stream"],
@@ -264,7 +271,8 @@ pub const QUALITY_WINDOWS_CLOSED: MetricSpec = counter(
     "operators quality windows",
 );
 /// `millionx_sink_rows_written_total{sink,stream}`
-pub const SINK_ROWS: MetricSpec = counter(
+pub const SINK_ROWS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_rows_written_total",
     "{row}",
     &["sink", "stream"],
@@ -272,7 +280,8 @@ pub const SINK_ROWS: MetricSpec = counter(
     "sinks snowflake, file (after the write is acknowledged)",
 );
 /// `millionx_sink_objects_written_total{sink,stream}`
-pub const SINK_OBJECTS: MetricSpec = counter(
+pub const SINK_OBJECTS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_objects_written_total",
     "{object}",
     &["sink", "stream"],
@@ -280,7 +289,8 @@ pub const SINK_OBJECTS: MetricSpec = counter(
     "sinks weaviate (after the batch is acknowledged)",
 );
 /// `millionx_sink_batches_written_total{sink}`
-pub const SINK_BATCHES: MetricSpec = counter(
+pub const SINK_BATCHES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_batches_written_total",
     "{batch}",
     &["sink"],
@@ -288,7 +298,8 @@ pub const SINK_BATCHES: MetricSpec = counter(
     "sink driver (sinks/util)",
 );
 /// `millionx_sink_written_bytes_total{sink}`
-pub const SINK_BYTES: MetricSpec = counter(
+pub const SINK_BYTES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_written_bytes_total",
     "By",
     &["sink"],
@@ -296,7 +307,8 @@ pub const SINK_BYTES: MetricSpec = counter(
     "sink driver (sinks/util)",
 );
 /// `millionx_sink_errors_total{sink,reason}`
-pub const SINK_ERRORS: MetricSpec = counter(
+pub const SINK_ERRORS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_errors_total",
     "{error}",
     &["sink", "reason"],
@@ -304,7 +316,8 @@ pub const SINK_ERRORS: MetricSpec = counter(
     "sink services (snowflake, weaviate, file)",
 );
 /// `millionx_sink_retries_total{sink}`
-pub const SINK_RETRIES: MetricSpec = counter(
+pub const SINK_RETRIES: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_sink_retries_total",
     "{retry}",
     &["sink"],
@@ -320,7 +333,8 @@ pub const SINK_REQUEST_DURATION: MetricSpec = histogram(
     SINK_REQUEST_BUCKETS,
 );
 /// `millionx_kafka_consumer_lag_messages{topic,partition}`
-pub const KAFKA_LAG: MetricSpec = gauge(
+pub const KAFKA_LAG: MetricSpec = scalar(
+    Kind::Gauge,
     "millionx_kafka_consumer_lag_messages",
     "{message}",
     &["topic", "partition"],
@@ -336,7 +350,8 @@ pub const KAFKA_COMMIT_DURATION: MetricSpec = histogram(
     COMMIT_BUCKETS,
 );
 /// `millionx_kafka_commit_errors_total{reason}`
-pub const KAFKA_COMMIT_ERRORS: MetricSpec = counter(
+pub const KAFKA_COMMIT_ERRORS: MetricSpec = scalar(
+    Kind::Counter,
     "millionx_kafka_commit_errors_total",
     "{error}",
     &["reason"],
@@ -344,7 +359,8 @@ pub const KAFKA_COMMIT_ERRORS: MetricSpec = counter(
     "offset-commit coordinator (dataflow)",
 );
 /// `millionx_dataflow_epochs_in_flight{worker}`
-pub const EPOCHS_IN_FLIGHT: MetricSpec = gauge(
+pub const EPOCHS_IN_FLIGHT: MetricSpec = scalar(
+    Kind::Gauge,
     "millionx_dataflow_epochs_in_flight",
     "{epoch}",
     &["worker"],

@@ -95,6 +95,34 @@ fn exposition_names_and_types_equal_the_catalog() {
     }
 }
 
+/// Prometheus's own linter accepts the exposition (counter suffixes, base units, no `_count` on counters).
+#[test]
+fn promtool_check_metrics_finds_no_problem() {
+    use std::io::Write as _;
+    let m = new_metrics();
+    exercise(&m);
+    let text = render(&m);
+    let child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => panic!("cannot run promtool ({e}): install the Debian package prometheus (.ci/setup.d/20-prometheus.sh)"),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        assert!(stdin.write_all(text.as_bytes()).is_ok());
+    }
+    let out = match child.wait_with_output() {
+        Ok(o) => o,
+        Err(e) => panic!("promtool: {e}"),
+    };
+    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && report.trim().is_empty(), "promtool check metrics:\n{report}");
+}
+
 #[test]
 fn catalog_names_follow_the_convention() {
     let re = regex::Regex::new(r"^millionx_[a-z]+_[a-z0-9_]+$").ok();
