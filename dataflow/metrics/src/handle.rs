@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use opentelemetry::metrics::{Counter, Gauge, Histogram, Meter, MeterProvider as _};
+use opentelemetry::KeyValue;
 use opentelemetry_sdk::metrics::{Instrument, SdkMeterProvider, Stream};
 use opentelemetry_sdk::Resource;
 use prometheus::{Encoder as _, TextEncoder};
 
 use crate::catalog::{self, MetricSpec};
-use crate::label::{fixed, number, owned};
+use crate::label::{fixed, number, owned, shared};
 use crate::MetricsError;
 
 /// Series per metric before the SDK folds further label sets into one `otel_metric_overflow="true"` series.
@@ -25,9 +26,9 @@ const SCOPE: &str = "millionx";
 /// What a sink writes: table rows (Snowflake, file, dead-letter file) or vector objects (Weaviate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SinkOutput {
-    /// Rows: counted by [`Metrics::sink_rows_written`].
+    /// Rows: counted by [`SinkMetrics::rows_written`].
     Rows,
-    /// Objects: counted by [`Metrics::sink_objects_written`].
+    /// Objects: counted by [`SinkMetrics::objects_written`].
     Objects,
 }
 
@@ -35,9 +36,9 @@ pub enum SinkOutput {
 /// and each sink service thread keeps its own clone.
 ///
 /// Counters take a count `n` so a caller adds a batch at once; latency methods take a [`Duration`]
-/// (recorded in seconds); label arguments are `stream` (`social` | `market` | `weather`), `sink`
-/// (`snowflake` | `weaviate` | `file` | `dlq`), `category`, `reason`, `topic`, `field`, `worker`,
-/// `partition`. A label value outside `[A-Za-z0-9_.:-]{1,128}` is exported as `invalid` (see
+/// (recorded in seconds); label arguments are `stream` (`social` | `market` | `weather`), `category`, `reason`, `topic`, `field`, `worker`,
+/// `partition`; the sink metrics live on [`SinkMetrics`] ([`Metrics::sink`]). A label value outside
+/// `[A-Za-z0-9_.:/-]{1,128}` is exported as `invalid` (see
 /// [`crate::label`]); non-finite ratios are ignored.
 #[derive(Clone)]
 pub struct Metrics {
@@ -199,23 +200,6 @@ impl Metrics {
         }
     }
 
-    /// Creates the counters of sink `sink` at 0: batches, bytes, retries, and the rows (table sinks) or
-    /// objects (vector sinks) of each stream in `streams`. A configured sink that never writes then shows
-    /// a flat 0, which the WeaviateSlowIngestion rule needs to see a stalled sink.
-    pub fn init_sink(&self, sink: &'static str, output: SinkOutput, streams: &[&'static str]) {
-        let s = [fixed("sink", sink)];
-        for c in [&self.inner.sink_batches, &self.inner.sink_bytes, &self.inner.sink_retries] {
-            c.add(0, &s);
-        }
-        let per_stream = match output {
-            SinkOutput::Rows => &self.inner.sink_rows,
-            SinkOutput::Objects => &self.inner.sink_objects,
-        };
-        for stream in streams {
-            per_stream.add(0, &[fixed("sink", sink), fixed("stream", stream)]);
-        }
-    }
-
     /// Sets worker `worker`'s epochs-in-flight gauge to 0 and creates the weather-fetch success counter.
     pub fn init_worker(&self, worker: usize) {
         self.epochs_in_flight(worker, 0);
@@ -244,12 +228,6 @@ impl Metrics {
     /// (pass `Duration::ZERO` for a record from the future).
     pub fn ingestion_lag(&self, stream: &'static str, lag: Duration) {
         self.inner.ingestion_lag.record(lag.as_secs_f64(), &[fixed("stream", stream)]);
-    }
-
-    /// `millionx_pipeline_event_to_sink_latency_seconds{sink}` observes `latency` = sink acknowledgement
-    /// time − the record's `ingest_ns` (the same sample the hdrhistogram profile records).
-    pub fn event_to_sink_latency(&self, sink: &'static str, latency: Duration) {
-        self.inner.event_to_sink_latency.record(latency.as_secs_f64(), &[fixed("sink", sink)]);
     }
 
     // ---- operators
@@ -354,41 +332,83 @@ impl Metrics {
 
     // ---- sinks
 
+    /// The metrics of sink `name` (bounded: the sink's name, e.g. `snowflake/SOCIAL_POSTS`,
+    /// `weaviate/SocialPost`, `dlq`, `quality`). Build it once per sink operator; its label is shared, so
+    /// its calls do not allocate.
+    pub fn sink(&self, name: &str) -> SinkMetrics {
+        SinkMetrics { metrics: self.clone(), sink: shared("sink", name) }
+    }
+
+}
+
+/// The metrics of one sink (from [`Metrics::sink`]): every `millionx_sink_*` metric and the event→sink
+/// latency, labelled `sink` = the sink's name. Cheap to clone; `Send + Sync`.
+#[derive(Clone, Debug)]
+pub struct SinkMetrics {
+    metrics: Metrics,
+    sink: KeyValue,
+}
+
+impl SinkMetrics {
+    /// Creates this sink's counters at 0: batches, bytes, retries, and the rows (table sinks) or objects
+    /// (vector sinks) of each stream in `streams`. A configured sink that never writes then shows a flat 0,
+    /// which the WeaviateSlowIngestion rule needs to see a stalled sink.
+    pub fn init(&self, output: SinkOutput, streams: &[&'static str]) {
+        let i = &self.metrics.inner;
+        let s = [self.sink.clone()];
+        for c in [&i.sink_batches, &i.sink_bytes, &i.sink_retries] {
+            c.add(0, &s);
+        }
+        let per_stream = match output {
+            SinkOutput::Rows => &i.sink_rows,
+            SinkOutput::Objects => &i.sink_objects,
+        };
+        for stream in streams {
+            per_stream.add(0, &[self.sink.clone(), fixed("stream", stream)]);
+        }
+    }
+
     /// `millionx_sink_rows_written_total{sink,stream}` += `n`: rows a table sink's service acknowledged.
-    pub fn sink_rows_written(&self, sink: &'static str, stream: &'static str, n: u64) {
-        self.inner.sink_rows.add(n, &[fixed("sink", sink), fixed("stream", stream)]);
+    pub fn rows_written(&self, stream: &'static str, n: u64) {
+        self.metrics.inner.sink_rows.add(n, &[self.sink.clone(), fixed("stream", stream)]);
     }
 
     /// `millionx_sink_objects_written_total{sink,stream}` += `n`: objects a vector sink acknowledged.
-    pub fn sink_objects_written(&self, sink: &'static str, stream: &'static str, n: u64) {
-        self.inner.sink_objects.add(n, &[fixed("sink", sink), fixed("stream", stream)]);
+    pub fn objects_written(&self, stream: &'static str, n: u64) {
+        self.metrics.inner.sink_objects.add(n, &[self.sink.clone(), fixed("stream", stream)]);
     }
 
     /// `millionx_sink_batches_written_total{sink}` += `n`: batches the sink's service acknowledged.
-    pub fn sink_batches_written(&self, sink: &'static str, n: u64) {
-        self.inner.sink_batches.add(n, &[fixed("sink", sink)]);
+    pub fn batches_written(&self, n: u64) {
+        self.metrics.inner.sink_batches.add(n, &[self.sink.clone()]);
     }
 
     /// `millionx_sink_written_bytes_total{sink}` += `bytes`: encoded body bytes of acknowledged batches
     /// (`EncodedBatch::body.len()`).
-    pub fn sink_written_bytes(&self, sink: &'static str, bytes: u64) {
-        self.inner.sink_bytes.add(bytes, &[fixed("sink", sink)]);
+    pub fn written_bytes(&self, bytes: u64) {
+        self.metrics.inner.sink_bytes.add(bytes, &[self.sink.clone()]);
     }
 
     /// `millionx_sink_errors_total{sink,reason}` += 1: a failed write attempt (`timeout`, `connect`,
-    /// `http_429`, `http_5xx`, `http_4xx`, `auth`, `rejected`).
-    pub fn sink_error(&self, sink: &'static str, reason: &str) {
-        self.inner.sink_errors.add(1, &[fixed("sink", sink), owned("reason", reason)]);
+    /// `http_429`, `http_5xx`, `http_4xx`, `auth`, `rejected`, `io`).
+    pub fn error(&self, reason: &str) {
+        self.metrics.inner.sink_errors.add(1, &[self.sink.clone(), owned("reason", reason)]);
     }
 
     /// `millionx_sink_retries_total{sink}` += `n`: attempts repeated after transient errors
     /// (`WriteOutcome::retries`).
-    pub fn sink_retries(&self, sink: &'static str, n: u64) {
-        self.inner.sink_retries.add(n, &[fixed("sink", sink)]);
+    pub fn retries(&self, n: u64) {
+        self.metrics.inner.sink_retries.add(n, &[self.sink.clone()]);
     }
 
     /// `millionx_sink_request_duration_seconds{sink}` observes one request attempt's latency.
-    pub fn sink_request_duration(&self, sink: &'static str, latency: Duration) {
-        self.inner.sink_request_duration.record(latency.as_secs_f64(), &[fixed("sink", sink)]);
+    pub fn request_duration(&self, latency: Duration) {
+        self.metrics.inner.sink_request_duration.record(latency.as_secs_f64(), &[self.sink.clone()]);
+    }
+
+    /// `millionx_pipeline_event_to_sink_latency_seconds{sink}` observes `latency` = acknowledgement time −
+    /// the record's `ingest_ns` (the same sample the hdrhistogram profile records).
+    pub fn event_to_sink_latency(&self, latency: Duration) {
+        self.metrics.inner.event_to_sink_latency.record(latency.as_secs_f64(), &[self.sink.clone()]);
     }
 }

@@ -1,7 +1,7 @@
 //! Label values: bounded by construction.
 //!
-//! A label value is kept only when it is 1–128 bytes of `[A-Za-z0-9_.:-]` (the character set of stream,
-//! sink, category and reason names, Kafka topic names and PIPELINE.md reasons such as
+//! A label value is kept only when it is 1–128 bytes of `[A-Za-z0-9_.:/-]` (the character set of stream,
+//! sink (`snowflake/SOCIAL_POSTS`), category and reason names, Kafka topic names and PIPELINE.md reasons such as
 //! `missing_field:postId`); anything else becomes [`INVALID`]. So free text — an error message, a payload
 //! fragment, personal data — can never become a label and create an unbounded series. The SDK's per-metric
 //! cardinality limit ([`crate::CARDINALITY_LIMIT`]) bounds the rest.
@@ -18,7 +18,7 @@ pub const MAX_LABEL_BYTES: usize = 128;
 pub fn is_valid(value: &str) -> bool {
     !value.is_empty()
         && value.len() <= MAX_LABEL_BYTES
-        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+        && value.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'/' | b'-'))
 }
 
 /// A label from a static value (no allocation).
@@ -29,6 +29,12 @@ pub(crate) fn fixed(key: &'static str, value: &'static str) -> KeyValue {
 /// A label from a borrowed value (one allocation when kept).
 pub(crate) fn owned(key: &'static str, value: &str) -> KeyValue {
     let value = if is_valid(value) { value.to_owned() } else { INVALID.to_owned() };
+    KeyValue::new(Key::from_static_str(key), StringValue::from(value))
+}
+
+/// A label whose value is shared by reference count: built once, cloned per call without allocating.
+pub(crate) fn shared(key: &'static str, value: &str) -> KeyValue {
+    let value: std::sync::Arc<str> = if is_valid(value) { value.into() } else { INVALID.into() };
     KeyValue::new(Key::from_static_str(key), StringValue::from(value))
 }
 
@@ -43,7 +49,7 @@ mod tests {
 
     #[test]
     fn keeps_reason_and_topic_forms() {
-        for v in ["social", "missing_field:postId", "sink_rejected:snowflake:100069", "validated.social", "http_5xx"] {
+        for v in ["social", "missing_field:postId", "sink_rejected:snowflake:100069", "validated.social", "http_5xx", "snowflake/SOCIAL_POSTS"] {
             assert!(is_valid(v), "{v}");
         }
     }

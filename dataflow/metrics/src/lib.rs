@@ -2,6 +2,7 @@
 //! served on `/metrics` (default `127.0.0.1:9464`).
 //!
 //! - [`Metrics`]: the typed handle, one method per metric of [`catalog::CATALOG`]; clone it into every worker.
+//!   [`SinkMetrics`] ([`Metrics::sink`]) carries the `millionx_sink_*` metrics of one sink.
 //! - [`MetricsServer`]: the HTTP endpoint (tiny_http, one thread).
 //! - [`MetricsConfig`] / [`MetricsArgs`]: the `[metrics]` TOML table and `--metrics-listen` / `--no-metrics`.
 //! - [`start`]: all three together, the entry point the binary calls.
@@ -12,10 +13,11 @@
 //! metrics.init_stream("social", true);
 //! metrics.records_in("social", 512);
 //! metrics.records_rejected("social", "missing_field:postId", 3);
-//! metrics.sink_request_duration("snowflake", Duration::from_millis(180));
+//! let snowflake = metrics.sink("snowflake/SOCIAL_POSTS");
+//! snowflake.request_duration(Duration::from_millis(180));
 //! let text = metrics.render()?;
 //! assert!(text.contains("millionx_pipeline_records_in_total{stream=\"social\"} 512"));
-//! assert!(text.contains("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake\",le=\"0.25\"} 1"));
+//! assert!(text.contains("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake/SOCIAL_POSTS\",le=\"0.25\"} 1"));
 //! # Ok::<(), millionx_metrics::MetricsError>(())
 //! ```
 //!
@@ -28,7 +30,7 @@ pub mod label;
 pub mod server;
 
 pub use config::{MetricsArgs, MetricsConfig, DEFAULT_LISTEN};
-pub use handle::{Metrics, SinkOutput, CARDINALITY_LIMIT};
+pub use handle::{Metrics, SinkMetrics, SinkOutput, CARDINALITY_LIMIT};
 pub use server::MetricsServer;
 
 /// Errors of this crate. None carries personal data: messages hold addresses, keys and library errors.

@@ -15,14 +15,16 @@ fn ops_dir() -> PathBuf {
 fn exercise(m: &Metrics) {
     m.init_stream("social", true);
     m.init_stream("weather", false);
-    m.init_sink("snowflake", SinkOutput::Rows, &["social", "market"]);
-    m.init_sink("weaviate", SinkOutput::Objects, &["social"]);
+    let snowflake = m.sink("snowflake/SOCIAL_POSTS");
+    let weaviate = m.sink("weaviate/SocialPost");
+    snowflake.init(SinkOutput::Rows, &["social", "market"]);
+    weaviate.init(SinkOutput::Objects, &["social"]);
     m.init_worker(0);
     m.records_in("social", 1000);
     m.records_rejected("social", "missing_field:postId", 7);
     m.records_out("social", 980);
     m.ingestion_lag("social", Duration::from_secs(42));
-    m.event_to_sink_latency("snowflake", Duration::from_millis(1500));
+    snowflake.event_to_sink_latency(Duration::from_millis(1500));
     m.duplicates("social", 13);
     m.pii_detected("social", 120);
     m.pii_fields_anonymized("social", "authorId", 980);
@@ -40,13 +42,13 @@ fn exercise(m: &Metrics) {
     m.kafka_commit_duration(0, Duration::from_millis(4));
     m.kafka_commit_error("request_timed_out");
     m.epochs_in_flight(1, 5);
-    m.sink_rows_written("snowflake", "social", 980);
-    m.sink_objects_written("weaviate", "social", 980);
-    m.sink_batches_written("snowflake", 1);
-    m.sink_written_bytes("snowflake", 524_288);
-    m.sink_error("snowflake", "http_5xx");
-    m.sink_retries("snowflake", 2);
-    m.sink_request_duration("snowflake", Duration::from_millis(180));
+    snowflake.rows_written("social", 980);
+    weaviate.objects_written("social", 980);
+    snowflake.batches_written(1);
+    snowflake.written_bytes(524_288);
+    snowflake.error("http_5xx");
+    snowflake.retries(2);
+    snowflake.request_duration(Duration::from_millis(180));
 }
 
 /// `# TYPE name type` lines of an exposition.
@@ -163,14 +165,14 @@ fn values_reach_the_right_series() {
         ("millionx_kafka_consumer_lag_messages{partition=\"3\",topic=\"validated.social\"}", 12345.0),
         ("millionx_dataflow_epochs_in_flight{worker=\"1\"}", 5.0),
         ("millionx_dataflow_epochs_in_flight{worker=\"0\"}", 0.0),
-        ("millionx_sink_written_bytes_total{sink=\"snowflake\"}", 524288.0),
-        ("millionx_sink_rows_written_total{sink=\"snowflake\",stream=\"market\"}", 0.0),
-        ("millionx_sink_objects_written_total{sink=\"weaviate\",stream=\"social\"}", 980.0),
+        ("millionx_sink_written_bytes_total{sink=\"snowflake/SOCIAL_POSTS\"}", 524288.0),
+        ("millionx_sink_rows_written_total{sink=\"snowflake/SOCIAL_POSTS\",stream=\"market\"}", 0.0),
+        ("millionx_sink_objects_written_total{sink=\"weaviate/SocialPost\",stream=\"social\"}", 980.0),
         ("millionx_quality_score_ratio{stream=\"social\"}", 0.97),
         ("millionx_weather_fetch_successes_total", 8.0),
-        ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake\",le=\"0.1\"}", 0.0),
-        ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake\",le=\"0.25\"}", 1.0),
-        ("millionx_sink_request_duration_seconds_sum{sink=\"snowflake\"}", 0.18),
+        ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake/SOCIAL_POSTS\",le=\"0.1\"}", 0.0),
+        ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake/SOCIAL_POSTS\",le=\"0.25\"}", 1.0),
+        ("millionx_sink_request_duration_seconds_sum{sink=\"snowflake/SOCIAL_POSTS\"}", 0.18),
         ("millionx_embedding_duration_seconds_bucket{le=\"0.025\"}", 0.0),
         ("millionx_embedding_duration_seconds_bucket{le=\"0.05\"}", 1.0),
         ("millionx_pipeline_ingestion_lag_seconds_bucket{stream=\"social\",le=\"30\"}", 0.0),
@@ -198,7 +200,7 @@ fn values_reach_the_right_series() {
 fn free_text_labels_are_replaced_and_nan_ignored() {
     let m = new_metrics();
     m.records_rejected("market", "customer 01712345678 said hi", 1);
-    m.sink_error("weaviate", "");
+    m.sink("weaviate/SocialPost").error("");
     m.quality_score("market", f64::NAN);
     let text = render(&m);
     assert_eq!(
@@ -206,7 +208,7 @@ fn free_text_labels_are_replaced_and_nan_ignored() {
         Some(1.0)
     );
     assert!(!text.contains("01712345678"));
-    assert_eq!(sample(&text, "millionx_sink_errors_total{reason=\"invalid\",sink=\"weaviate\"}"), Some(1.0));
+    assert_eq!(sample(&text, "millionx_sink_errors_total{reason=\"invalid\",sink=\"weaviate/SocialPost\"}"), Some(1.0));
     assert!(!text.contains("millionx_quality_score_ratio{"), "{text}");
 }
 

@@ -64,7 +64,7 @@ fn real_prometheus_scrapes_and_queries_the_exporter() {
         Err(e) => panic!("{e}"),
     };
     metrics.init_stream("social", true);
-    metrics.init_sink("weaviate", SinkOutput::Objects, &["social"]);
+    metrics.sink("weaviate/SocialPost").init(SinkOutput::Objects, &["social"]);
     metrics.records_in("social", 1000);
     metrics.records_rejected("social", "missing_field:postId", 100);
     metrics.embedding_duration(Duration::from_millis(250));
@@ -133,7 +133,7 @@ fn real_prometheus_scrapes_and_queries_the_exporter() {
     assert_eq!(in_bucket, Some(1.0));
     // The zero-initialised Weaviate series exists at 0.
     assert_eq!(
-        query_one(prom_addr, "millionx_sink_objects_written_total{sink=\"weaviate\",stream=\"social\"}"),
+        query_one(prom_addr, "millionx_sink_objects_written_total{sink=\"weaviate/SocialPost\",stream=\"social\"}"),
         Some(0.0)
     );
     server.shutdown();

@@ -28,8 +28,8 @@ fn main() -> Result<(), MetricsError> {
     for s in ["social", "market", "weather"] {
         m.init_stream(s, s != "weather");
     }
-    m.init_sink("snowflake", SinkOutput::Rows, &["social", "market", "weather"]);
-    m.init_sink("weaviate", SinkOutput::Objects, &["social", "market"]);
+    m.sink("snowflake/SOCIAL_POSTS").init(SinkOutput::Rows, &["social"]);
+    m.sink("weaviate/SocialPost").init(SinkOutput::Objects, &["social"]);
     m.init_worker(0);
     m.init_worker(1);
 
@@ -39,8 +39,8 @@ fn main() -> Result<(), MetricsError> {
         ("counter, 2 labels, 1 owned (`records_rejected`)", |m, i| {
             m.records_rejected("market", if i % 2 == 0 { "missing_field:orderId" } else { "parse_error" }, 1)
         }),
-        ("histogram, 1 static label (`event_to_sink_latency`)", |m, i| {
-            m.event_to_sink_latency("snowflake", Duration::from_micros(i % 90_000_000))
+        ("histogram, 1 shared label (`SinkMetrics::event_to_sink_latency`, incl. `Metrics::sink`)", |m, i| {
+            m.sink("snowflake/SOCIAL_POSTS").event_to_sink_latency(Duration::from_micros(i % 90_000_000))
         }),
         ("histogram, no label (`embedding_duration`)", |m, i| m.embedding_duration(Duration::from_micros(i % 400_000))),
         ("gauge, owned topic + partition (`kafka_consumer_lag`)", |m, i| {
