@@ -71,7 +71,9 @@ impl MetricsArgs {
         if let Some(listen) = &self.metrics_listen {
             config.listen = listen.clone();
             config.validate().map_err(|e| match e {
-                MetricsError::Config { reason, .. } => MetricsError::Config { key: "--metrics-listen".to_owned(), reason },
+                MetricsError::Config { reason, .. } => {
+                    MetricsError::Config { key: "--metrics-listen".to_owned(), reason }
+                }
                 other => other,
             })?;
         }
@@ -119,10 +121,11 @@ mod tests {
         struct Wrapper {
             metrics: MetricsConfig,
         }
-        let err = serde_json::from_value::<Wrapper>(serde_json::json!({"metrics": {"listen": "127.0.0.1:1", "port": 3}}))
-            .err()
-            .map(|e| e.to_string())
-            .unwrap_or_default();
+        let err =
+            serde_json::from_value::<Wrapper>(serde_json::json!({"metrics": {"listen": "127.0.0.1:1", "port": 3}}))
+                .err()
+                .map(|e| e.to_string())
+                .unwrap_or_default();
         assert!(err.contains("unknown field `port`"), "{err}");
     }
 }

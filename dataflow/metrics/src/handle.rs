@@ -338,7 +338,6 @@ impl Metrics {
     pub fn sink(&self, name: &str) -> SinkMetrics {
         SinkMetrics { metrics: self.clone(), sink: shared("sink", name) }
     }
-
 }
 
 /// The metrics of one sink (from [`Metrics::sink`]): every `millionx_sink_*` metric and the event→sink

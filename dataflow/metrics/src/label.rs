@@ -49,7 +49,14 @@ mod tests {
 
     #[test]
     fn keeps_reason_and_topic_forms() {
-        for v in ["social", "missing_field:postId", "sink_rejected:snowflake:100069", "validated.social", "http_5xx", "snowflake/SOCIAL_POSTS"] {
+        for v in [
+            "social",
+            "missing_field:postId",
+            "sink_rejected:snowflake:100069",
+            "validated.social",
+            "http_5xx",
+            "snowflake/SOCIAL_POSTS",
+        ] {
             assert!(is_valid(v), "{v}");
         }
     }

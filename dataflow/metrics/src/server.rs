@@ -35,8 +35,8 @@ impl MetricsServer {
     /// Errors: [`MetricsError::Bind`] naming the address when it cannot be bound (in use, not local,
     /// permission), [`MetricsError::Thread`] when the thread cannot be spawned.
     pub fn start(listen: SocketAddr, metrics: Metrics) -> Result<MetricsServer, MetricsError> {
-        let server = Server::http(listen)
-            .map_err(|e| MetricsError::Bind { addr: listen.to_string(), reason: e.to_string() })?;
+        let server =
+            Server::http(listen).map_err(|e| MetricsError::Bind { addr: listen.to_string(), reason: e.to_string() })?;
         let addr = server.server_addr().to_ip().unwrap_or(listen);
         let server = Arc::new(server);
         let serving = Arc::clone(&server);

@@ -112,7 +112,9 @@ fn promtool_check_metrics_finds_no_problem() {
         .spawn();
     let mut child = match child {
         Ok(c) => c,
-        Err(e) => panic!("cannot run promtool ({e}): install the Debian package prometheus (.ci/setup.d/20-prometheus.sh)"),
+        Err(e) => {
+            panic!("cannot run promtool ({e}): install the Debian package prometheus (.ci/setup.d/20-prometheus.sh)")
+        }
     };
     if let Some(mut stdin) = child.stdin.take() {
         assert!(stdin.write_all(text.as_bytes()).is_ok());

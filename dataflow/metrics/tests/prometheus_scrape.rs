@@ -94,7 +94,9 @@ fn real_prometheus_scrapes_and_queries_the_exporter() {
         .spawn();
     let _prom = match child {
         Ok(c) => Prometheus(c),
-        Err(e) => panic!("cannot start prometheus ({e}): install the Debian package prometheus (.ci/setup.d/20-prometheus.sh)"),
+        Err(e) => panic!(
+            "cannot start prometheus ({e}): install the Debian package prometheus (.ci/setup.d/20-prometheus.sh)"
+        ),
     };
     let timeout = Duration::from_secs(30);
     wait_for("Prometheus ready", timeout, || {
@@ -114,7 +116,10 @@ fn real_prometheus_scrapes_and_queries_the_exporter() {
     let up = wait_for("up", timeout, || query_one(prom_addr, "up{job=\"millionx\"}"));
     assert_eq!(up, 1.0);
     let rejected = wait_for("rejected", timeout, || {
-        query_one(prom_addr, "millionx_pipeline_records_rejected_total{stream=\"social\",reason=\"missing_field:postId\"}")
+        query_one(
+            prom_addr,
+            "millionx_pipeline_records_rejected_total{stream=\"social\",reason=\"missing_field:postId\"}",
+        )
     });
     assert_eq!(rejected, 100.0);
 
