@@ -354,9 +354,9 @@ impl SinkMetrics {
     /// which the WeaviateSlowIngestion rule needs to see a stalled sink.
     pub fn init(&self, output: SinkOutput, streams: &[&'static str]) {
         let i = &self.metrics.inner;
-        let s = [self.sink.clone()];
+        let s = std::slice::from_ref(&self.sink);
         for c in [&i.sink_batches, &i.sink_bytes, &i.sink_retries] {
-            c.add(0, &s);
+            c.add(0, s);
         }
         let per_stream = match output {
             SinkOutput::Rows => &i.sink_rows,
@@ -379,13 +379,13 @@ impl SinkMetrics {
 
     /// `millionx_sink_batches_written_total{sink}` += `n`: batches the sink's service acknowledged.
     pub fn batches_written(&self, n: u64) {
-        self.metrics.inner.sink_batches.add(n, &[self.sink.clone()]);
+        self.metrics.inner.sink_batches.add(n, std::slice::from_ref(&self.sink));
     }
 
     /// `millionx_sink_written_bytes_total{sink}` += `bytes`: encoded body bytes of acknowledged batches
     /// (`EncodedBatch::body.len()`).
     pub fn written_bytes(&self, bytes: u64) {
-        self.metrics.inner.sink_bytes.add(bytes, &[self.sink.clone()]);
+        self.metrics.inner.sink_bytes.add(bytes, std::slice::from_ref(&self.sink));
     }
 
     /// `millionx_sink_errors_total{sink,reason}` += 1: a failed write attempt (`timeout`, `connect`,
@@ -397,17 +397,17 @@ impl SinkMetrics {
     /// `millionx_sink_retries_total{sink}` += `n`: attempts repeated after transient errors
     /// (`WriteOutcome::retries`).
     pub fn retries(&self, n: u64) {
-        self.metrics.inner.sink_retries.add(n, &[self.sink.clone()]);
+        self.metrics.inner.sink_retries.add(n, std::slice::from_ref(&self.sink));
     }
 
     /// `millionx_sink_request_duration_seconds{sink}` observes one request attempt's latency.
     pub fn request_duration(&self, latency: Duration) {
-        self.metrics.inner.sink_request_duration.record(latency.as_secs_f64(), &[self.sink.clone()]);
+        self.metrics.inner.sink_request_duration.record(latency.as_secs_f64(), std::slice::from_ref(&self.sink));
     }
 
     /// `millionx_pipeline_event_to_sink_latency_seconds{sink}` observes `latency` = acknowledgement time −
     /// the record's `ingest_ns` (the same sample the hdrhistogram profile records).
     pub fn event_to_sink_latency(&self, latency: Duration) {
-        self.metrics.inner.event_to_sink_latency.record(latency.as_secs_f64(), &[self.sink.clone()]);
+        self.metrics.inner.event_to_sink_latency.record(latency.as_secs_f64(), std::slice::from_ref(&self.sink));
     }
 }
