@@ -7,14 +7,16 @@ use std::time::{Duration, Instant};
 
 use millionx_metrics::{Metrics, MetricsError, SinkOutput};
 
-fn per_call(calls: u64, threads: u64, metrics: &Metrics, f: fn(&Metrics, u64)) -> f64 {
+/// One benchmarked call; its argument varies the recorded value.
+type Call<'a> = Box<dyn Fn(u64) + Sync + 'a>;
+
+fn per_call(calls: u64, threads: u64, f: &(dyn Fn(u64) + Sync)) -> f64 {
     let start = Instant::now();
     std::thread::scope(|s| {
         for t in 0..threads {
-            let m = metrics.clone();
             s.spawn(move || {
                 for i in 0..calls / threads {
-                    f(&m, i ^ t);
+                    f(i ^ t);
                 }
             });
         }
@@ -33,25 +35,34 @@ fn main() -> Result<(), MetricsError> {
     m.init_worker(0);
     m.init_worker(1);
 
-    type Case = (&'static str, fn(&Metrics, u64));
-    let cases: [Case; 5] = [
-        ("counter, 1 static label (`records_in`)", |m, _| m.records_in("social", 1)),
-        ("counter, 2 labels, 1 owned (`records_rejected`)", |m, i| {
-            m.records_rejected("market", if i % 2 == 0 { "missing_field:orderId" } else { "parse_error" }, 1)
-        }),
-        ("histogram, 1 shared label (`SinkMetrics::event_to_sink_latency`, incl. `Metrics::sink`)", |m, i| {
-            m.sink("snowflake/SOCIAL_POSTS").event_to_sink_latency(Duration::from_micros(i % 90_000_000))
-        }),
-        ("histogram, no label (`embedding_duration`)", |m, i| m.embedding_duration(Duration::from_micros(i % 400_000))),
-        ("gauge, owned topic + partition (`kafka_consumer_lag`)", |m, i| {
-            m.kafka_consumer_lag("validated.social", (i % 12) as u32, i)
-        }),
+    let sink = m.sink("snowflake/SOCIAL_POSTS");
+    let cases: [(&str, Call); 6] = [
+        ("counter, 1 static label (`records_in`)", Box::new(|_| m.records_in("social", 1))),
+        (
+            "counter, 2 labels, 1 owned (`records_rejected`)",
+            Box::new(|i| {
+                m.records_rejected("market", if i % 2 == 0 { "missing_field:orderId" } else { "parse_error" }, 1)
+            }),
+        ),
+        (
+            "histogram, shared sink label (`SinkMetrics::event_to_sink_latency`)",
+            Box::new(|i| sink.event_to_sink_latency(Duration::from_micros(i % 90_000_000))),
+        ),
+        ("counter, shared sink label (`SinkMetrics::batches_written`)", Box::new(|_| sink.batches_written(1))),
+        (
+            "histogram, no label (`embedding_duration`)",
+            Box::new(|i| m.embedding_duration(Duration::from_micros(i % 400_000))),
+        ),
+        (
+            "gauge, owned topic + partition (`kafka_consumer_lag`)",
+            Box::new(|i| m.kafka_consumer_lag("validated.social", (i % 12) as u32, i)),
+        ),
     ];
     println!("| call | 1 thread, ns/call | 2 threads, ns/call (wall / calls) |");
     println!("|---|---:|---:|");
-    for (name, f) in cases {
-        let one = per_call(calls, 1, &m, f);
-        let two = per_call(calls, 2, &m, f);
+    for (name, f) in &cases {
+        let one = per_call(calls, 1, f.as_ref());
+        let two = per_call(calls, 2, f.as_ref());
         println!("| {name} | {one:.0} | {two:.0} |");
     }
 
