@@ -199,22 +199,13 @@ pub const WEATHER_ENRICHED: MetricSpec = scalar(
     "Records the weather as-of join enriched (enriched = true); coverage = this / records_out.",
     "operators weather as-of join",
 );
-/// `millionx_weather_fetch_successes_total`
-pub const WEATHER_FETCH_SUCCESSES: MetricSpec = scalar(
+/// `millionx_weather_fetch_total{result,reason}`
+pub const WEATHER_FETCH: MetricSpec = scalar(
     Kind::Counter,
-    "millionx_weather_fetch_successes_total",
-    "{request}",
-    &[],
-    "Weather readings fetched and published (one per city and request).",
-    "sources/weather fetcher",
-);
-/// `millionx_weather_fetch_failures_total{reason}`
-pub const WEATHER_FETCH_FAILURES: MetricSpec = scalar(
-    Kind::Counter,
-    "millionx_weather_fetch_failures_total",
-    "{request}",
-    &["reason"],
-    "Failed weather fetches by reason (http_401, http_404, http_429, http_5xx, timeout, connect, parse_error, bad_reading).",
+    "millionx_weather_fetch_total",
+    "{fetch}",
+    &["result", "reason"],
+    "Weather fetches per city and round by result and reason (sources/weather FetchCounters): ok/none, skipped/unchanged|late, retried/<FailureReason>, error/<FailureReason> (unauthorized, not_found, rate_limited, server_error, timeout, …).",
     "sources/weather fetcher",
 );
 /// `millionx_embedding_texts_total{stream}`
@@ -380,8 +371,7 @@ pub const CATALOG: &[MetricSpec] = &[
     PII_FIELDS,
     CATEGORY,
     WEATHER_ENRICHED,
-    WEATHER_FETCH_SUCCESSES,
-    WEATHER_FETCH_FAILURES,
+    WEATHER_FETCH,
     EMBEDDING_TEXTS,
     EMBEDDING_DURATION,
     QUALITY_SCORE,

@@ -64,8 +64,7 @@ struct Inner {
     pii_fields: Counter<u64>,
     category: Counter<u64>,
     weather_enriched: Counter<u64>,
-    weather_fetch_successes: Counter<u64>,
-    weather_fetch_failures: Counter<u64>,
+    weather_fetch: Counter<u64>,
     embedding_texts: Counter<u64>,
     embedding_duration: Histogram<f64>,
     quality_score: Gauge<f64>,
@@ -146,8 +145,7 @@ impl Metrics {
             pii_fields: counter(&m, &catalog::PII_FIELDS),
             category: counter(&m, &catalog::CATEGORY),
             weather_enriched: counter(&m, &catalog::WEATHER_ENRICHED),
-            weather_fetch_successes: counter(&m, &catalog::WEATHER_FETCH_SUCCESSES),
-            weather_fetch_failures: counter(&m, &catalog::WEATHER_FETCH_FAILURES),
+            weather_fetch: counter(&m, &catalog::WEATHER_FETCH),
             embedding_texts: counter(&m, &catalog::EMBEDDING_TEXTS),
             embedding_duration: histogram(&m, &catalog::EMBEDDING_DURATION),
             quality_score: f64_gauge(&m, &catalog::QUALITY_SCORE),
@@ -200,10 +198,14 @@ impl Metrics {
         }
     }
 
-    /// Sets worker `worker`'s epochs-in-flight gauge to 0 and creates the weather-fetch success counter.
+    /// Sets worker `worker`'s epochs-in-flight gauge to 0.
     pub fn init_worker(&self, worker: usize) {
         self.epochs_in_flight(worker, 0);
-        self.inner.weather_fetch_successes.add(0, &[]);
+    }
+
+    /// Creates the weather fetcher's `{result="ok",reason="none"}` series at 0 (call where the fetcher runs).
+    pub fn init_weather_fetch(&self) {
+        self.weather_fetch("ok", "none", 0);
     }
 
     // ---- pipeline
@@ -297,15 +299,10 @@ impl Metrics {
 
     // ---- sources
 
-    /// `millionx_weather_fetch_successes_total` += `n`: readings fetched and published.
-    pub fn weather_fetch_successes(&self, n: u64) {
-        self.inner.weather_fetch_successes.add(n, &[]);
-    }
-
-    /// `millionx_weather_fetch_failures_total{reason}` += 1 (`http_401`, `http_404`, `http_429`,
-    /// `http_5xx`, `timeout`, `connect`, `parse_error`, `bad_reading`).
-    pub fn weather_fetch_failure(&self, reason: &str) {
-        self.inner.weather_fetch_failures.add(1, &[owned("reason", reason)]);
+    /// `millionx_weather_fetch_total{result,reason}` += `n`. `result`: `ok` (reason `none`), `skipped`
+    /// (`unchanged`, `late`), `retried` or `error` (reason = the fetcher's `FailureReason::as_str()`).
+    pub fn weather_fetch(&self, result: &'static str, reason: &'static str, n: u64) {
+        self.inner.weather_fetch.add(n, &[fixed("result", result), fixed("reason", reason)]);
     }
 
     /// `millionx_kafka_consumer_lag_messages{topic,partition}` = `lag` (high watermark − next offset).

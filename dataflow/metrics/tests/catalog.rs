@@ -36,8 +36,10 @@ fn exercise(m: &Metrics) {
     m.quality_weather_coverage("social", 0.969);
     m.quality_embedding_coverage("social", 1.0);
     m.quality_window_closed("social");
-    m.weather_fetch_successes(8);
-    m.weather_fetch_failure("http_429");
+    m.init_weather_fetch();
+    m.weather_fetch("ok", "none", 8);
+    m.weather_fetch("retried", "rate_limited", 2);
+    m.weather_fetch("error", "rate_limited", 1);
     m.kafka_consumer_lag("validated.social", 3, 12_345);
     m.kafka_commit_duration(0, Duration::from_millis(4));
     m.kafka_commit_error("request_timed_out");
@@ -143,7 +145,7 @@ fn catalog_names_follow_the_convention() {
         assert!(s.buckets.windows(2).all(|w| w[0] < w[1]), "{} buckets not increasing", s.name);
         for l in s.labels {
             assert!(
-                ["stream", "topic", "partition", "sink", "reason", "worker", "category", "field"].contains(l),
+                ["stream", "topic", "partition", "sink", "reason", "worker", "category", "field", "result"].contains(l),
                 "{}: unbounded or unknown label {l}",
                 s.name
             );
@@ -171,7 +173,8 @@ fn values_reach_the_right_series() {
         ("millionx_sink_rows_written_total{sink=\"snowflake/SOCIAL_POSTS\",stream=\"market\"}", 0.0),
         ("millionx_sink_objects_written_total{sink=\"weaviate/SocialPost\",stream=\"social\"}", 980.0),
         ("millionx_quality_score_ratio{stream=\"social\"}", 0.97),
-        ("millionx_weather_fetch_successes_total", 8.0),
+        ("millionx_weather_fetch_total{reason=\"none\",result=\"ok\"}", 8.0),
+        ("millionx_weather_fetch_total{reason=\"rate_limited\",result=\"error\"}", 1.0),
         ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake/SOCIAL_POSTS\",le=\"0.1\"}", 0.0),
         ("millionx_sink_request_duration_seconds_bucket{sink=\"snowflake/SOCIAL_POSTS\",le=\"0.25\"}", 1.0),
         ("millionx_sink_request_duration_seconds_sum{sink=\"snowflake/SOCIAL_POSTS\"}", 0.18),
