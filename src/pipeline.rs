@@ -39,6 +39,7 @@ use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
+use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
@@ -52,6 +53,8 @@ pub struct Settings {
     pub config: Config,
     /// The HMAC key for anonymisation.
     pub pii_key: Vec<u8>,
+    /// Write the Weaviate classes to this server instead of files.
+    pub weaviate: Option<WeaviateConfig>,
 }
 
 /// What one worker hands back when the run ends.
@@ -80,6 +83,7 @@ struct SinkFactory {
     errors: Arc<Mutex<Vec<SinkError>>>,
     latency: Rc<RefCell<Histogram<u64>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
+    weaviate: Option<WeaviateConfig>,
 }
 
 impl SinkFactory {
@@ -103,6 +107,10 @@ impl SinkFactory {
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
         };
+        if let (Some(cfg), true) = (&self.weaviate, folder.starts_with("weaviate/")) {
+            let writer = WeaviateWriter::new(cfg).map_err(|e| format!("{folder}: {e}"))?;
+            return Ok(stream.batch_sink(ctx, cfg.batch_policy(), encoder, writer));
+        }
         let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
@@ -154,6 +162,7 @@ pub fn run_worker(
         errors: Arc::clone(&errors),
         latency: Rc::clone(&latency),
         stats: BTreeMap::new(),
+        weaviate: settings.weaviate.clone(),
     };
     let probe = ProbeHandle::<Epoch>::new();
 
