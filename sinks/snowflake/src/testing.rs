@@ -199,3 +199,89 @@ pub fn streaming_config(url: &str, key_file: &Path) -> SnowflakeConfig {
     };
     c
 }
+
+/// A TCP proxy in front of a server that, once, forwards a request containing a marker and then closes the
+/// connection instead of returning the answer: the server did the work, the client saw a network failure
+/// (a timeout as the client experiences it).
+#[derive(Debug)]
+pub struct DropResponseProxy {
+    addr: SocketAddr,
+    dropped: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    _thread: std::thread::JoinHandle<()>,
+}
+
+impl DropResponseProxy {
+    /// Proxies to `upstream` (`http://host:port`), dropping the answer to the first request holding `marker`.
+    ///
+    /// # Errors
+    /// When the upstream URL is not `http://host:port` or no port can be bound.
+    pub fn start(upstream: &str, marker: &str) -> Result<DropResponseProxy, String> {
+        use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+        use std::sync::Arc;
+        let target = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let dropped = Arc::new(AtomicU64::new(0));
+        let armed = Arc::new(AtomicBool::new(true));
+        let marker = marker.as_bytes().to_vec();
+        let counter = Arc::clone(&dropped);
+        let thread = std::thread::spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            rt.block_on(async move {
+                use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
+                while let Ok((client, _)) = listener.accept().await {
+                    let Ok(server) = tokio::net::TcpStream::connect(&target).await else { continue };
+                    let (mut cr, mut cw) = client.into_split();
+                    let (mut sr, mut sw) = server.into_split();
+                    let hit = Arc::new(AtomicBool::new(false));
+                    let (armed2, hit2, marker2) = (Arc::clone(&armed), Arc::clone(&hit), marker.clone());
+                    tokio::spawn(async move {
+                        let mut seen: Vec<u8> = Vec::new();
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = cr.read(&mut buf).await {
+                            if n == 0 || sw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            seen.extend_from_slice(&buf[..n]);
+                            if armed2.load(Ordering::SeqCst) && seen.windows(marker2.len()).any(|w| w == marker2) {
+                                hit2.store(true, Ordering::SeqCst);
+                            }
+                            if seen.len() > (1 << 20) {
+                                seen.drain(..seen.len() - marker2.len());
+                            }
+                        }
+                    });
+                    let (armed3, counter3) = (Arc::clone(&armed), Arc::clone(&counter));
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = sr.read(&mut buf).await {
+                            if n == 0 {
+                                break;
+                            }
+                            if hit.load(Ordering::SeqCst) && armed3.swap(false, Ordering::SeqCst) {
+                                counter3.fetch_add(1, Ordering::SeqCst);
+                                break; // drops both halves: the client sees the connection close
+                            }
+                            if cw.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+            });
+        });
+        Ok(DropResponseProxy { addr, dropped, _thread: thread })
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Answers dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}

@@ -10,6 +10,8 @@ Where fakesnow 0.12 differs from Snowflake, this ASGI wrapper around `fakesnow.s
   announce Arrow support), with Snowflake's JSON cell encodings.
 - errors: the body carries `data.queryId` and a top-level `sqlState`, as Snowflake's do; a NOT NULL violation
   is Snowflake's 100072 rather than an HTTP 500.
+- concurrency: Snowflake runs statements of one session concurrently; fakesnow's per-session DuckDB cursor
+  refuses a second call while one runs, so statements of a session are queued here instead.
 - storage: with --db-dir every database lives in a DuckDB file there, so data survives a restart of this
   process (Snowflake keeps data when a client loses its connection).
 - SNOWFLAKE.ACCOUNT_USAGE.WAREHOUSE_METERING_HISTORY exists (empty), as in every Snowflake account.
@@ -18,6 +20,7 @@ Where fakesnow 0.12 differs from Snowflake, this ASGI wrapper around `fakesnow.s
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import decimal
 import gzip
@@ -147,6 +150,7 @@ class Adapter:
 
     def __init__(self, app):  # type: ignore[no-untyped-def]
         self.app = app
+        self.session_locks: dict[bytes, asyncio.Lock] = {}
 
     async def __call__(self, scope, receive, send):  # type: ignore[no-untyped-def]
         path = scope.get("path", "") if scope["type"] == "http" else ""
@@ -162,7 +166,10 @@ class Adapter:
             ] + [(b"content-length", str(len(body)).encode())]
             await self.app(scope, _replay(body), send)
         elif path == "/queries/v1/query-request":
-            await self.app(scope, receive, _BufferedSend(send, rewrite_query_response))
+            token = dict(scope.get("headers") or []).get(b"authorization", b"")
+            lock = self.session_locks.setdefault(token, asyncio.Lock())
+            async with lock:
+                await self.app(scope, receive, _BufferedSend(send, rewrite_query_response))
         else:
             await self.app(scope, receive, send)
 

@@ -1,1 +1,2 @@
+//! Benchmark (in progress).
 fn main() {}
