@@ -78,9 +78,10 @@ pub struct ChannelStatus {
     pub rows_inserted: Option<u64>,
     /// Rows parsed.
     pub rows_parsed: Option<u64>,
-    /// Rows rejected (`rows_error_count` in open-channel answers, `rows_errors` in bulk status).
-    #[serde(alias = "rows_errors")]
+    /// Rows rejected, as open-channel answers name it.
     pub rows_error_count: Option<u64>,
+    /// Rows rejected, as bulk-channel-status names it.
+    pub rows_errors: Option<u64>,
     /// Message of the latest error (customer data redacted by Snowflake).
     pub last_error_message: Option<String>,
     /// The latest error sits at or before this committed offset token.
@@ -88,6 +89,11 @@ pub struct ChannelStatus {
 }
 
 impl ChannelStatus {
+    /// Rows rejected so far (whichever name the endpoint used).
+    pub fn errors(&self) -> u64 {
+        self.rows_error_count.or(self.rows_errors).unwrap_or(0)
+    }
+
     /// The committed offset token as a Kafka offset (tokens this sink writes are decimal offsets).
     pub fn committed_offset(&self) -> Option<u64> {
         self.last_committed_offset_token.as_deref().and_then(|t| t.parse().ok())

@@ -186,16 +186,19 @@ fn promote(state: &mut State, now: Instant, table_of: impl Fn(&str) -> Option<Ta
     }
 }
 
-fn status_json(db: &str, schema: &str, pipe: &str, name: &str, ch: &Channel) -> Value {
-    json!({
+/// A channel's status; the error count is named `rows_error_count` in open-channel answers and `rows_errors`
+/// in bulk-channel-status answers, as the documentation shows them.
+fn status_json(db: &str, schema: &str, pipe: &str, name: &str, ch: &Channel, bulk: bool) -> Value {
+    let mut v = json!({
         "database_name": db.to_ascii_uppercase(), "schema_name": schema.to_ascii_uppercase(),
         "pipe_name": pipe.to_ascii_uppercase(), "channel_name": name,
         "channel_status_code": "ACTIVE", "last_committed_offset_token": ch.committed_token,
         "created_on_ms": ch.created_on_ms, "rows_inserted": ch.rows_inserted, "rows_parsed": ch.rows_parsed,
-        "rows_error_count": ch.rows_errors, "rows_errors": ch.rows_errors,
         "last_error_offset_upper_bound": ch.last_error_offset_upper_bound,
         "last_error_message": ch.last_error_message, "snowflake_avg_processing_latency_ms": 0,
-    })
+    });
+    v[if bulk { "rows_errors" } else { "rows_error_count" }] = json!(ch.rows_errors);
+    v
 }
 
 async fn hostname(AxState(shared): AxState<Arc<Shared>>, headers: HeaderMap) -> Response {
@@ -249,7 +252,7 @@ async fn open_channel(
     ch.pending.retain(|p| p.client_seq == seq);
     Json(json!({
         "next_continuation_token": format!("{}_{}", ch.client_seq, ch.row_seq),
-        "channel_status": status_json(&db, &schema, &pipe, &channel, ch),
+        "channel_status": status_json(&db, &schema, &pipe, &channel, ch, false),
     }))
     .into_response()
 }
@@ -379,7 +382,7 @@ async fn bulk_status(
     let mut out = serde_json::Map::new();
     for name in body.channel_names {
         if let Some(ch) = state.channels.get(&(pipe.to_ascii_uppercase(), name.clone())) {
-            out.insert(name.clone(), status_json(&db, &schema, pipe, &name, ch));
+            out.insert(name.clone(), status_json(&db, &schema, pipe, &name, ch, true));
         }
     }
     Json(json!({ "channel_statuses": out })).into_response()

@@ -176,7 +176,7 @@ async fn open(ctx: &Ctx, name: &str, ch: &mut Channel) -> Result<(), ApiError> {
     ch.continuation = Some(opened.next_continuation_token);
     ch.skip_through = opened.channel_status.committed_offset();
     ch.last_sent = ch.last_sent.max(ch.skip_through);
-    ch.errors_seen = opened.channel_status.rows_error_count.unwrap_or(0);
+    ch.errors_seen = opened.channel_status.errors();
     Ok(())
 }
 
@@ -283,7 +283,7 @@ async fn wait_for_commit(
                 let mut done = true;
                 for (partition, name, target) in targets {
                     let status = statuses.get(name).cloned().unwrap_or_default();
-                    let errors = status.rows_error_count.unwrap_or(0);
+                    let errors = status.errors();
                     let seen = channels.get(partition).map_or(0, |c| c.errors_seen);
                     if errors > seen {
                         ctx.metrics.error("rows_rejected");
