@@ -222,8 +222,15 @@ pub struct PiiReport {
 
 impl PiiReport {
     /// Field names by bit position.
-    pub const FIELDS: [&'static str; 7] =
-        ["authorId", "authorName", "content", "customerId", "customerPhone", "customerEmail", "productName"];
+    pub const FIELDS: [&'static str; 7] = [
+        "authorId",
+        "authorName",
+        "content",
+        "customerId",
+        "customerPhone",
+        "customerEmail",
+        "productName",
+    ];
 
     /// Marks the field at `bit` (an index into [`PiiReport::FIELDS`]).
     pub fn mark(&mut self, bit: usize) {
@@ -232,7 +239,11 @@ impl PiiReport {
 
     /// The names of the fields dropped or replaced, in [`PiiReport::FIELDS`] order.
     pub fn field_names(self) -> impl Iterator<Item = &'static str> {
-        PiiReport::FIELDS.into_iter().enumerate().filter(move |(i, _)| self.fields & (1 << i) != 0).map(|(_, n)| n)
+        PiiReport::FIELDS
+            .into_iter()
+            .enumerate()
+            .filter(move |(i, _)| self.fields & (1 << i) != 0)
+            .map(|(_, n)| n)
     }
 }
 
@@ -290,6 +301,16 @@ pub struct Enrichment {
     pub calendar: Calendar,
     /// 384-dim L2-normalised embedding, `None` until computed.
     pub embedding: Option<Vec<f32>>,
+}
+
+/// The model name written beside every embedding.
+pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
+
+impl Enrichment {
+    /// [`EMBEDDING_MODEL`] when the record carries an embedding, else `None`.
+    pub fn embedding_model(&self) -> Option<&'static str> {
+        self.embedding.as_ref().map(|_| EMBEDDING_MODEL)
+    }
 }
 
 /// A social post after anonymisation: no personal data.
@@ -369,7 +390,9 @@ pub struct EnrichedOrder {
 impl EnrichedPost {
     /// `engagementCount` = likes + comments + shares (saturating).
     pub fn engagement_count(&self) -> u64 {
-        self.likes_count.saturating_add(self.comments_count).saturating_add(self.shares_count)
+        self.likes_count
+            .saturating_add(self.comments_count)
+            .saturating_add(self.shares_count)
     }
 }
 

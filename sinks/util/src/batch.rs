@@ -22,7 +22,11 @@ pub struct BatchPolicy {
 
 impl From<BatchConfig> for BatchPolicy {
     fn from(c: BatchConfig) -> Self {
-        BatchPolicy { max_records: c.max_records, max_bytes: c.max_bytes, max_age: Duration::from_millis(c.max_age_ms) }
+        BatchPolicy {
+            max_records: c.max_records,
+            max_bytes: c.max_bytes,
+            max_age: Duration::from_millis(c.max_age_ms),
+        }
     }
 }
 
@@ -59,7 +63,19 @@ pub struct EncodedBatch {
 impl EncodedBatch {
     /// An empty batch with `framing.open` written.
     pub fn new(seq: u64, framing: Framing) -> EncodedBatch {
-        EncodedBatch { seq, body: framing.open.as_bytes().to_vec(), items: Vec::new(), framing }
+        EncodedBatch::with_capacity(seq, framing, 0, 0)
+    }
+
+    /// An empty batch with room for `bytes` of body and `items` records (avoids regrowing the body).
+    pub fn with_capacity(seq: u64, framing: Framing, bytes: usize, items: usize) -> EncodedBatch {
+        let mut body = Vec::with_capacity(bytes.max(framing.open.len()));
+        body.extend_from_slice(framing.open.as_bytes());
+        EncodedBatch {
+            seq,
+            body,
+            items: Vec::with_capacity(items),
+            framing,
+        }
     }
 
     /// Number of records.
@@ -85,12 +101,17 @@ impl EncodedBatch {
     /// Appends one encoded record: `encode` writes it into the body.
     pub fn push_with(&mut self, origin: Origin, ingest_ns: u64, encode: impl FnOnce(&mut Vec<u8>)) {
         if !self.items.is_empty() {
-            self.body.extend_from_slice(self.framing.separator.as_bytes());
+            self.body
+                .extend_from_slice(self.framing.separator.as_bytes());
         }
         let start = self.body.len();
         encode(&mut self.body);
         let end = self.body.len();
-        self.items.push(Item { origin, ingest_ns, span: start..end });
+        self.items.push(Item {
+            origin,
+            ingest_ns,
+            span: start..end,
+        });
     }
 
     /// Writes `framing.close`; call once, when the batch is flushed.
@@ -103,7 +124,9 @@ impl EncodedBatch {
         let mut out = EncodedBatch::new(seq, self.framing);
         for &i in indices {
             let item = &self.items[i];
-            out.push_with(item.origin, item.ingest_ns, |b| b.extend_from_slice(self.item_bytes(i)));
+            out.push_with(item.origin, item.ingest_ns, |b| {
+                b.extend_from_slice(self.item_bytes(i))
+            });
         }
         out.close();
         out
@@ -116,12 +139,20 @@ mod tests {
     use millionx_dataflow::StreamKind;
 
     fn origin(offset: u64) -> Origin {
-        Origin { stream: StreamKind::Social, partition: 0, offset }
+        Origin {
+            stream: StreamKind::Social,
+            partition: 0,
+            offset,
+        }
     }
 
     #[test]
     fn frames_items_and_splits_them_back() {
-        let framing = Framing { open: "{\"objects\":[", separator: ",", close: "]}" };
+        let framing = Framing {
+            open: "{\"objects\":[",
+            separator: ",",
+            close: "]}",
+        };
         let mut b = EncodedBatch::new(3, framing);
         b.push_with(origin(1), 10, |o| o.extend_from_slice(b"{\"a\":1}"));
         b.push_with(origin(2), 20, |o| o.extend_from_slice(b"{\"a\":2}"));
@@ -132,7 +163,10 @@ mod tests {
         assert_eq!(b.item_bytes(1), b"{\"a\":2}");
         let s = b.subset(4, &[2, 0]);
         assert_eq!(s.body, b"{\"objects\":[{\"a\":3},{\"a\":1}]}");
-        assert_eq!(s.items.iter().map(|i| i.origin.offset).collect::<Vec<_>>(), vec![3, 1]);
+        assert_eq!(
+            s.items.iter().map(|i| i.origin.offset).collect::<Vec<_>>(),
+            vec![3, 1]
+        );
         assert_eq!(s.seq, 4);
     }
 }
