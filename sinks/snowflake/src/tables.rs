@@ -45,7 +45,8 @@ impl ColumnType {
         match (self, v) {
             (_, V::Null) | (ColumnType::Variant, _) => true,
             (ColumnType::Varchar | ColumnType::TimestampTz, V::String(_)) => true,
-            (ColumnType::Integer, V::Number(n)) => n.is_i64() || n.is_u64(),
+            // A whole number written as a float (`1018.0`) converts to NUMBER(38,0) without loss.
+            (ColumnType::Integer, V::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
             (ColumnType::Money | ColumnType::Float, V::Number(_)) => true,
             (ColumnType::Boolean, V::Bool(_)) => true,
             (ColumnType::Array, V::Array(_)) => true,
@@ -164,10 +165,10 @@ const WEATHER_LOGS: &[(&str, ColumnType)] = &[
     ("TEMPERATURE_MIN", Float),
     ("TEMPERATURE_MAX", Float),
     ("HUMIDITY", Integer),
-    ("PRESSURE", Integer),
-    ("VISIBILITY", Integer),
+    ("PRESSURE", Float),
+    ("VISIBILITY", Float),
     ("WIND_SPEED", Float),
-    ("WIND_DEGREE", Integer),
+    ("WIND_DEGREE", Float),
     ("CLOUDS", Integer),
     ("SUNRISE", TimestampTz),
     ("SUNSET", TimestampTz),
@@ -251,6 +252,18 @@ impl Table {
     }
 }
 
+impl From<millionx_sink_format::snowflake::Table> for Table {
+    fn from(t: millionx_sink_format::snowflake::Table) -> Table {
+        use millionx_sink_format::snowflake::Table as F;
+        match t {
+            F::SocialPosts => Table::SocialPosts,
+            F::MarketOrders => Table::MarketOrders,
+            F::PriceHistory => Table::PriceHistory,
+            F::WeatherLogs => Table::WeatherLogs,
+        }
+    }
+}
+
 impl fmt::Display for Table {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -293,11 +306,21 @@ mod tests {
     }
 
     #[test]
+    fn agrees_with_the_encoder_on_names_and_keys() {
+        for f in millionx_sink_format::snowflake::Table::ALL {
+            let t = Table::from(f);
+            assert_eq!(t.name(), f.name());
+            assert_eq!(t.merge_key(), f.key_columns());
+        }
+    }
+
+    #[test]
     fn json_types_fit_columns() {
         use serde_json::json;
         assert!(Integer.accepts(&json!(3)));
         assert!(!Integer.accepts(&json!("many")));
         assert!(!Integer.accepts(&json!(1.5)));
+        assert!(Integer.accepts(&json!(1018.0)));
         assert!(Money.accepts(&json!(12.5)));
         assert!(Array.accepts(&json!(["#deal"])));
         assert!(Varchar.accepts(&serde_json::Value::Null));

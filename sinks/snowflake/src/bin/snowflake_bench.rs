@@ -7,6 +7,9 @@
 //!   into SOCIAL_POSTS (emptied between runs).
 //! - `snowpipe_streaming`: the REST double (no emulator of that API exists), 4 partitions = 4 channels,
 //!   commit 50 ms after each append; every batch waits for its commit, as in production.
+//! - `--load-dir DIR`: loads the file sink's Snowflake rows (`DIR/snowflake/<TABLE>/*.ndjson`, what the
+//!   encoder writes) into the emulator (`sql_batch`) and into the double (`snowpipe_streaming`, which checks
+//!   every column name and JSON type), and compares row counts with the files.
 //! - `--outage-secs S` (manual check, e.g. 30): loads 20 batches of 1,000 rows with `sql_batch`, kills
 //!   the emulator for S seconds after the 5th, and checks that every row arrives exactly once.
 //!
@@ -110,9 +113,11 @@ fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut total: u64 = 20_000;
     let mut outage: Option<u64> = None;
+    let mut load_dir: Option<std::path::PathBuf> = None;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--rows" => total = args.next().and_then(|v| v.parse().ok()).ok_or("--rows N")?,
+            "--load-dir" => load_dir = Some(args.next().ok_or("--load-dir DIR")?.into()),
             "--outage-secs" => outage = Some(args.next().and_then(|v| v.parse().ok()).ok_or("--outage-secs S")?),
             other => return Err(format!("unknown argument {other}")),
         }
@@ -120,6 +125,9 @@ fn main() -> Result<(), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     if let Some(secs) = outage {
         return outage_run(secs, &rt);
+    }
+    if let Some(dir) = load_dir {
+        return load_files(&dir, &rt);
     }
 
     println!("| method | batch size | rows | batches | seconds | rows/s | mean request latency (ms) |");
@@ -234,5 +242,110 @@ fn outage_run(secs: u64, rt: &tokio::runtime::Runtime) -> Result<(), String> {
         Ok(())
     } else {
         Err("rows lost or duplicated".into())
+    }
+}
+
+/// The file sink's rows of `table` as NDJSON batches of ≤ 1,000 rows, origins from the Kafka columns.
+fn file_batches(dir: &std::path::Path, table: Table) -> Result<(Vec<EncodedBatch>, u64), String> {
+    let folder = dir.join("snowflake").join(table.name());
+    let mut files: Vec<_> = std::fs::read_dir(&folder)
+        .map_err(|e| format!("{}: {e}", folder.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    files.sort();
+    let mut out = Vec::new();
+    let mut b = EncodedBatch::new(0, millionx_sink_util::Framing::NDJSON);
+    let mut lines = 0;
+    for f in files {
+        let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        for line in text.lines().filter(|l| !l.is_empty()) {
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
+            let partition = v["KAFKA_PARTITION"].as_u64().unwrap_or(0) as u32;
+            let offset = v["KAFKA_OFFSET"].as_u64().unwrap_or(lines);
+            b.push_with(Origin { stream: StreamKind::Social, partition, offset }, 0, |o| {
+                o.extend_from_slice(line.as_bytes());
+                o.push(b'\n');
+            });
+            lines += 1;
+            if b.len() == 1000 {
+                b.close();
+                let seq = out.len() as u64 + 1;
+                out.push(std::mem::replace(&mut b, EncodedBatch::new(seq, millionx_sink_util::Framing::NDJSON)));
+            }
+        }
+    }
+    if !b.is_empty() {
+        b.close();
+        out.push(b);
+    }
+    Ok((out, lines))
+}
+
+fn write_all(config: &SnowflakeConfig, table: Table, batches: Vec<EncodedBatch>) -> Result<usize, String> {
+    let sink = SnowflakeSink::connect(config).map_err(|e| e.to_string())?;
+    let mut writer = sink.writer(table);
+    let n = batches.len();
+    let mut rejected = 0;
+    let mut done = 0;
+    let mut queue = batches.into_iter().peekable();
+    while done < n {
+        while writer.in_flight() < writer.max_in_flight() && queue.peek().is_some() {
+            if let Some(b) = queue.next() {
+                writer.submit(b);
+            }
+        }
+        for c in writer.poll() {
+            let outcome = c.result.map_err(|e| e.to_string())?;
+            for r in &outcome.rejected {
+                eprintln!("{table}: rejected item {}: {} {}", r.index, r.reason, r.message);
+            }
+            rejected += outcome.rejected.len();
+            done += 1;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(rejected)
+}
+
+fn load_files(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    let fakesnow = Fakesnow::start()?;
+    let config = fakesnow.config();
+    {
+        let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
+        let client = millionx_sink_snowflake::sql::client::SqlClient::new(&config, creds, Default::default())
+            .map_err(|e| e.to_string())?;
+        rt.block_on(millionx_sink_snowflake::schema::apply_schema(&client, std::io::sink()))?;
+    }
+    let (private, public) = generate_key_pair()?;
+    let key = std::env::temp_dir().join(format!("millionx-load-{}.p8", std::process::id()));
+    std::fs::write(&key, private).map_err(|e| e.to_string())?;
+    let double = StreamingDouble::start(DoubleConfig {
+        account: "testorg-acct".into(),
+        user: "millionx".into(),
+        public_key_pem: public,
+        database: "MILLIONX".into(),
+        schema: "RAW_DATA".into(),
+        pipe_suffix: "-STREAMING".into(),
+        commit_delay: Duration::from_millis(10),
+    })?;
+    let mut streaming = streaming_config(&double.url(), &key);
+    streaming.streaming.commit_poll_ms = 10;
+    println!("| table | file rows | sql_batch rows | rejected | snowpipe_streaming rows |");
+    println!("|---|---:|---:|---:|---:|");
+    let mut ok = true;
+    for table in Table::ALL {
+        let (batches, lines) = file_batches(dir, table)?;
+        let rejected = write_all(&config, table, batches.clone())?;
+        let loaded = count(&config, rt, &format!("SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.{}", table.name()))?;
+        write_all(&streaming, table, batches)?;
+        let streamed = double.rows(table).len() as u64;
+        println!("| {} | {lines} | {loaded} | {rejected} | {streamed} |", table.name());
+        ok &= loaded == lines && streamed == lines && rejected == 0;
+    }
+    let _ = std::fs::remove_file(&key);
+    if ok {
+        Ok(())
+    } else {
+        Err("row counts differ from the files".into())
     }
 }
