@@ -472,28 +472,28 @@ password = { env = "SF_PW" }
 
     #[test]
     fn bad_keys_are_named() {
-        let unknown = SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).unwrap_err();
+        let unknown = SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).expect_err("rejected");
         assert!(unknown.reason.contains("colour"), "{unknown}");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
         c.batch.max_bytes = 32 << 20;
-        assert_eq!(c.validate().unwrap_err().key, "batch.max_bytes");
+        assert_eq!(c.validate().expect_err("rejected").key, "batch.max_bytes");
         c.batch.max_bytes = 1 << 20;
         c.schema = "RAW DATA".into();
-        assert_eq!(c.validate().unwrap_err().key, "schema");
+        assert_eq!(c.validate().expect_err("rejected").key, "schema");
         c.schema = "RAW_DATA".into();
         c.method = Method::SnowpipeStreaming;
-        assert_eq!(c.validate().unwrap_err().key, "auth.type");
+        assert_eq!(c.validate().expect_err("rejected").key, "auth.type");
         c.method = Method::SqlBatch;
         c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: Some("b".into()) } };
-        assert_eq!(c.validate().unwrap_err().key, "auth.password");
+        assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
         c.auth = AuthConfig::Password { password: SecretSource::default() };
-        assert_eq!(c.validate().unwrap_err().key, "auth.password");
+        assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
         c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: None } };
         c.retry.max_backoff_ms = 1;
-        assert_eq!(c.validate().unwrap_err().key, "retry.max_backoff_ms");
+        assert_eq!(c.validate().expect_err("rejected").key, "retry.max_backoff_ms");
         c.retry = RetrySettings::default();
         c.host = Some("ftp://x".into());
-        assert_eq!(c.validate().unwrap_err().key, "host");
+        assert_eq!(c.validate().expect_err("rejected").key, "host");
     }
 
     #[test]
@@ -512,7 +512,7 @@ password = { env = "SF_PW" }
         c.auth = AuthConfig::Password {
             password: SecretSource { env: Some("MILLIONX_TEST_UNSET_VARIABLE_42".into()), file: None },
         };
-        let e = c.resolve_credentials().unwrap_err();
+        let e = c.resolve_credentials().expect_err("rejected");
         assert_eq!(e.key, "auth.password");
         assert!(e.reason.contains("MILLIONX_TEST_UNSET_VARIABLE_42"));
     }

@@ -180,7 +180,7 @@ mod tests {
         let text = String::from_utf8(out).expect("utf8");
         assert_eq!(text.lines().count(), split_statements(SCHEMA_SQL).len());
         assert!(text.contains("CREATE WAREHOUSE IF NOT EXISTS MILLIONX_WH"));
-        let e = run_schema(&SchemaArgs { apply: true, dry_run: false }, None, Vec::new()).unwrap_err();
+        let e = run_schema(&SchemaArgs { apply: true, dry_run: false }, None, Vec::new()).expect_err("rejected");
         assert!(e.contains("[sink.snowflake]"));
     }
 }

@@ -127,7 +127,7 @@ fn a_stale_continuation_token_reopens_the_channel_and_resends_only_what_is_not_c
     let rows = s.double.rows(Table::SocialPosts);
     assert_eq!(ids(&rows), (0..40).map(|i| format!("S-0-{i:09}")).collect::<Vec<_>>());
     assert_eq!(s.double.committed_token(Table::SocialPosts, "MILLIONX_SOCIAL_POSTS_0").as_deref(), Some("39"));
-    assert!(a.metrics().errors.get("STALE_CONTINUATION_TOKEN_SEQUENCER").is_some(), "{:?}", a.metrics());
+    assert!(a.metrics().errors.contains_key("STALE_CONTINUATION_TOKEN_SEQUENCER"), "{:?}", a.metrics());
 }
 
 #[test]

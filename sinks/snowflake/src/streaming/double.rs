@@ -13,6 +13,9 @@
 //!   offset token advanced, `commit_delay` after the append;
 //! - faults: every n-th append can answer 429 or 503 without applying anything.
 
+// Handlers return ready-made error responses from their checks; they are test tooling, not a hot path.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
