@@ -28,7 +28,7 @@ use millionx_sink_util::{BatchPolicy, BatchWriter, Completion, EncodedBatch, Fra
 pub use config::{Method, SnowflakeConfig};
 pub use metrics::{Metrics, MetricsSnapshot};
 pub use schema::{run_schema, SchemaArgs};
-pub use tables::Table;
+pub use tables::{Table, TableSchema};
 
 use crate::sql::client::SqlClient;
 use crate::sql::writer::SqlBatchWriter;
@@ -57,6 +57,45 @@ pub fn reframe(batch: &EncodedBatch, framing: Framing) -> Option<EncodedBatch> {
     Some(out)
 }
 
+/// Completed batches coming back from a writer's tasks, and how many submitted batches are not back yet.
+pub(crate) struct Completions {
+    tx: std::sync::mpsc::Sender<Completion>,
+    rx: std::sync::mpsc::Receiver<Completion>,
+    in_flight: usize,
+}
+
+impl Completions {
+    pub(crate) fn new() -> Completions {
+        let (tx, rx) = std::sync::mpsc::channel();
+        Completions {
+            tx,
+            rx,
+            in_flight: 0,
+        }
+    }
+
+    /// Where a task sends its batch's completion.
+    pub(crate) fn sender(&self) -> std::sync::mpsc::Sender<Completion> {
+        self.tx.clone()
+    }
+
+    /// One more batch submitted.
+    pub(crate) fn submitted(&mut self) {
+        self.in_flight += 1;
+    }
+
+    /// Completions that arrived since the last call.
+    pub(crate) fn poll(&mut self) -> Vec<Completion> {
+        let done: Vec<Completion> = self.rx.try_iter().collect();
+        self.in_flight -= done.len().min(self.in_flight);
+        done
+    }
+
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
 enum Backend {
     Sql(Arc<SqlClient>),
     Streaming(Arc<StreamingApi>),
@@ -72,7 +111,9 @@ pub struct SnowflakeSink {
 
 impl std::fmt::Debug for SnowflakeSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnowflakeSink").field("method", &self.config.method).finish_non_exhaustive()
+        f.debug_struct("SnowflakeSink")
+            .field("method", &self.config.method)
+            .finish_non_exhaustive()
     }
 }
 
@@ -83,9 +124,14 @@ impl SnowflakeSink {
     /// # Errors
     /// A [`SinkError`] (sink `snowflake`) naming the bad key, the unreadable secret, or the failed check.
     pub fn connect(config: &SnowflakeConfig) -> Result<SnowflakeSink, SinkError> {
-        let fail = |message: String| SinkError { sink: "snowflake".into(), message };
+        let fail = |message: String| SinkError {
+            sink: "snowflake".into(),
+            message,
+        };
         config.validate().map_err(|e| fail(e.to_string()))?;
-        let credentials = config.resolve_credentials().map_err(|e| fail(e.to_string()))?;
+        let credentials = config
+            .resolve_credentials()
+            .map_err(|e| fail(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snowflake-sink")
@@ -95,8 +141,11 @@ impl SnowflakeSink {
         let metrics = Arc::new(Metrics::default());
         let backend = match config.method {
             Method::SqlBatch => {
-                let client = SqlClient::new(config, credentials, Arc::clone(&metrics)).map_err(|e| fail(e.to_string()))?;
-                runtime.block_on(client.execute("SELECT 1", None)).map_err(|e| fail(format!("connection check: {e}")))?;
+                let client = SqlClient::new(config, credentials, Arc::clone(&metrics))
+                    .map_err(|e| fail(e.to_string()))?;
+                runtime
+                    .block_on(client.execute("SELECT 1", None))
+                    .map_err(|e| fail(format!("connection check: {e}")))?;
                 Backend::Sql(Arc::new(client))
             }
             Method::SnowpipeStreaming => {
@@ -116,7 +165,11 @@ impl SnowflakeSink {
                 )
                 .map_err(fail)?;
                 let api = Arc::new(api);
-                let pipe = format!("{}{}", Table::SocialPosts.name(), config.streaming.pipe_suffix);
+                let pipe = format!(
+                    "{}{}",
+                    Table::SocialPosts.name(),
+                    config.streaming.pipe_suffix
+                );
                 let check = async {
                     use backon::Retryable;
                     (|| api.channel_status(&pipe, &[]))
@@ -125,11 +178,18 @@ impl SnowflakeSink {
                         .when(|e| matches!(e, streaming::api::ApiError::Transient { .. }))
                         .await
                 };
-                runtime.block_on(check).map_err(|e| fail(format!("connection check: {e}")))?;
+                runtime
+                    .block_on(check)
+                    .map_err(|e| fail(format!("connection check: {e}")))?;
                 Backend::Streaming(api)
             }
         };
-        Ok(SnowflakeSink { config: config.clone(), runtime: Arc::new(runtime), backend, metrics })
+        Ok(SnowflakeSink {
+            config: config.clone(),
+            runtime: Arc::new(runtime),
+            backend,
+            metrics,
+        })
     }
 
     /// The framing to ask the encoder for ([`Method::framing`]).
@@ -164,7 +224,10 @@ impl SnowflakeSink {
                 Arc::clone(&self.metrics),
             )),
         };
-        SnowflakeWriter { inner, _runtime: Arc::clone(&self.runtime) }
+        SnowflakeWriter {
+            inner,
+            _runtime: Arc::clone(&self.runtime),
+        }
     }
 
     /// The sink's counters so far.
@@ -229,9 +292,15 @@ mod tests {
     fn reframes_between_ndjson_and_json_array() {
         let mut b = EncodedBatch::new(5, Framing::NDJSON);
         for offset in [1, 2] {
-            b.push_with(Origin { stream: StreamKind::Social, partition: 0, offset }, 9, |o| {
-                o.extend_from_slice(format!("{{\"N\":{offset}}}\n").as_bytes())
-            });
+            b.push_with(
+                Origin {
+                    stream: StreamKind::Social,
+                    partition: 0,
+                    offset,
+                },
+                9,
+                |o| o.extend_from_slice(format!("{{\"N\":{offset}}}\n").as_bytes()),
+            );
         }
         b.close();
         let a = reframe(&b, Framing::JSON_ARRAY).expect("re-framed");

@@ -1,8 +1,6 @@
 //! The four `MILLIONX.RAW_DATA` tables: columns (the encoder's JSON keys), their Snowflake types, merge
 //! keys, and the per-batch `MERGE` statement. Must match `ops/snowflake/schema-setup.sql` (a test checks).
 
-use std::fmt;
-
 /// Snowflake type of a column, as the MERGE casts the JSON value.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ColumnType {
@@ -46,7 +44,9 @@ impl ColumnType {
             (_, V::Null) | (ColumnType::Variant, _) => true,
             (ColumnType::Varchar | ColumnType::TimestampTz, V::String(_)) => true,
             // A whole number written as a float (`1018.0`) converts to NUMBER(38,0) without loss.
-            (ColumnType::Integer, V::Number(n)) => n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0),
+            (ColumnType::Integer, V::Number(n)) => {
+                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.fract() == 0.0)
+            }
             (ColumnType::Money | ColumnType::Float, V::Number(_)) => true,
             (ColumnType::Boolean, V::Bool(_)) => true,
             (ColumnType::Array, V::Array(_)) => true,
@@ -57,18 +57,9 @@ impl ColumnType {
 
 use ColumnType::{Array, Boolean, Float, Integer, Money, TimestampTz, Varchar, Variant};
 
-/// A destination table.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Table {
-    /// `SOCIAL_POSTS`, merge key `POST_ID`.
-    SocialPosts,
-    /// `MARKET_ORDERS`, merge key `ORDER_ID`.
-    MarketOrders,
-    /// `PRICE_HISTORY`, merge key `ORDER_ID`.
-    PriceHistory,
-    /// `WEATHER_LOGS`, merge key (`CITY`, `TIMESTAMP`).
-    WeatherLogs,
-}
+/// A destination table: the encoder's own type (`millionx_sink_format::snowflake::Table`), so the writer
+/// and the encoder cannot disagree on names or merge keys.
+pub use millionx_sink_format::snowflake::Table;
 
 const SOCIAL_POSTS: &[(&str, ColumnType)] = &[
     ("POST_ID", Varchar),
@@ -179,22 +170,26 @@ const WEATHER_LOGS: &[(&str, ColumnType)] = &[
     ("INGESTED_AT", TimestampTz),
 ];
 
-impl Table {
-    /// All four tables.
-    pub const ALL: [Table; 4] = [Table::SocialPosts, Table::MarketOrders, Table::PriceHistory, Table::WeatherLogs];
-
-    /// Upper-case table name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Table::SocialPosts => "SOCIAL_POSTS",
-            Table::MarketOrders => "MARKET_ORDERS",
-            Table::PriceHistory => "PRICE_HISTORY",
-            Table::WeatherLogs => "WEATHER_LOGS",
-        }
-    }
-
+/// What the sink knows of a table beyond its name and merge key: column types and the MERGE statement.
+pub trait TableSchema: Copy {
     /// Columns in table order: (name = the encoder's JSON key, type).
-    pub fn columns(self) -> &'static [(&'static str, ColumnType)] {
+    fn columns(self) -> &'static [(&'static str, ColumnType)];
+
+    /// The upsert for one batch, with a single `?` bind: the batch as a JSON array of row objects.
+    ///
+    /// `MERGE INTO db.schema.T t USING (SELECT * FROM (SELECT index AS _ROW_INDEX, value:"COL"::TYPE AS COL, …
+    /// FROM LATERAL FLATTEN(input => PARSE_JSON(?))) QUALIFY ROW_NUMBER() OVER (PARTITION BY key ORDER BY
+    /// _ROW_INDEX DESC) = 1) s ON key match WHEN MATCHED THEN UPDATE SET every other column WHEN NOT MATCHED
+    /// THEN INSERT all columns`. A key that appears twice in one batch keeps its last row (Snowflake rejects a
+    /// MERGE whose source matches a target row twice); replaying a batch updates the same rows and inserts none.
+    fn merge_sql(self, database: &str, schema: &str) -> String;
+
+    /// The table with this name (case-insensitive).
+    fn from_name(name: &str) -> Option<Table>;
+}
+
+impl TableSchema for Table {
+    fn columns(self) -> &'static [(&'static str, ColumnType)] {
         match self {
             Table::SocialPosts => SOCIAL_POSTS,
             Table::MarketOrders => MARKET_ORDERS,
@@ -203,70 +198,52 @@ impl Table {
         }
     }
 
-    /// The merge (idempotency) key columns.
-    pub fn merge_key(self) -> &'static [&'static str] {
-        match self {
-            Table::SocialPosts => &["POST_ID"],
-            Table::MarketOrders | Table::PriceHistory => &["ORDER_ID"],
-            Table::WeatherLogs => &["CITY", "TIMESTAMP"],
-        }
+    fn from_name(name: &str) -> Option<Table> {
+        Table::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
-    /// Looks a table up by its name (case-insensitive).
-    pub fn from_name(name: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
-    }
-
-    /// The upsert for one batch, with a single `?` bind: the batch as a JSON array of row objects.
-    ///
-    /// `MERGE INTO db.schema.T t USING (SELECT * FROM (SELECT index AS _ROW_INDEX, value:"COL"::TYPE AS COL, …
-    /// FROM LATERAL FLATTEN(input => PARSE_JSON(?))) QUALIFY ROW_NUMBER() OVER (PARTITION BY key ORDER BY
-    /// _ROW_INDEX DESC) = 1) s ON key match
-    /// WHEN MATCHED THEN UPDATE SET every other column WHEN NOT MATCHED THEN INSERT all columns`.
-    /// A key that appears twice in one batch keeps its last row (Snowflake rejects a MERGE whose source
-    /// matches a target row twice); replaying a batch updates the same rows and inserts none.
-    pub fn merge_sql(self, database: &str, schema: &str) -> String {
+    fn merge_sql(self, database: &str, schema: &str) -> String {
         let cols = self.columns();
-        let key = self.merge_key();
+        let key = self.key_columns();
         let select = cols
             .iter()
             .map(|(c, t)| format!("value:\"{c}\"{} AS \"{c}\"", t.cast()))
             .collect::<Vec<_>>()
             .join(", ");
-        let partition = key.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
-        let on = key.iter().map(|k| format!("t.\"{k}\" = s.\"{k}\"")).collect::<Vec<_>>().join(" AND ");
+        let partition = key
+            .iter()
+            .map(|k| format!("\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let on = key
+            .iter()
+            .map(|k| format!("t.\"{k}\" = s.\"{k}\""))
+            .collect::<Vec<_>>()
+            .join(" AND ");
         let update = cols
             .iter()
             .filter(|(c, _)| !key.contains(c))
             .map(|(c, _)| format!("t.\"{c}\" = s.\"{c}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let names = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
-        let values = cols.iter().map(|(c, _)| format!("s.\"{c}\"")).collect::<Vec<_>>().join(", ");
+        let names = cols
+            .iter()
+            .map(|(c, _)| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let values = cols
+            .iter()
+            .map(|(c, _)| format!("s.\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(
             "MERGE INTO {database}.{schema}.{table} t USING (SELECT * FROM (SELECT index AS \"_ROW_INDEX\", \
              {select} FROM LATERAL FLATTEN(input => PARSE_JSON(?))) QUALIFY ROW_NUMBER() OVER (PARTITION BY \
              {partition} ORDER BY \"_ROW_INDEX\" DESC) = 1) s ON {on} WHEN MATCHED THEN UPDATE SET {update} WHEN NOT MATCHED THEN INSERT ({names}) VALUES ({values})",
             table = self.name()
         )
-    }
-}
-
-impl From<millionx_sink_format::snowflake::Table> for Table {
-    fn from(t: millionx_sink_format::snowflake::Table) -> Table {
-        use millionx_sink_format::snowflake::Table as F;
-        match t {
-            F::SocialPosts => Table::SocialPosts,
-            F::MarketOrders => Table::MarketOrders,
-            F::PriceHistory => Table::PriceHistory,
-            F::WeatherLogs => Table::WeatherLogs,
-        }
-    }
-}
-
-impl fmt::Display for Table {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
     }
 }
 
@@ -280,14 +257,20 @@ mod tests {
         let ddl = crate::schema::SCHEMA_SQL;
         for table in Table::ALL {
             let start = ddl
-                .find(&format!("CREATE TABLE IF NOT EXISTS MILLIONX.RAW_DATA.{} (", table.name()))
+                .find(&format!(
+                    "CREATE TABLE IF NOT EXISTS MILLIONX.RAW_DATA.{} (",
+                    table.name()
+                ))
                 .expect("table in DDL");
             let body = &ddl[start..];
             let body = &body[body.find('(').expect("(") + 1..body.find("\n)").expect(")")];
-            let names: Vec<&str> =
-                body.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| !w.is_empty()).collect();
+            let names: Vec<&str> = body
+                .lines()
+                .filter_map(|l| l.split_whitespace().next())
+                .filter(|w| !w.is_empty())
+                .collect();
             let expected: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
-            assert_eq!(names, expected, "{table}");
+            assert_eq!(names, expected, "{}", table.name());
         }
     }
 
@@ -299,18 +282,23 @@ mod tests {
              value:\"CITY\"::VARCHAR AS \"CITY\""
         ));
         assert!(sql.contains("ON t.\"CITY\" = s.\"CITY\" AND t.\"TIMESTAMP\" = s.\"TIMESTAMP\""));
-        assert!(!sql.contains("t.\"CITY\" = s.\"CITY\","), "keys are not updated");
+        assert!(
+            !sql.contains("t.\"CITY\" = s.\"CITY\","),
+            "keys are not updated"
+        );
         assert_eq!(sql.matches('?').count(), 1);
-        assert!(Table::SocialPosts.merge_sql("D", "S").contains("value:\"HASHTAGS\"::ARRAY AS \"HASHTAGS\""));
+        assert!(Table::SocialPosts
+            .merge_sql("D", "S")
+            .contains("value:\"HASHTAGS\"::ARRAY AS \"HASHTAGS\""));
         assert_eq!(Table::from_name("price_history"), Some(Table::PriceHistory));
     }
 
     #[test]
-    fn agrees_with_the_encoder_on_names_and_keys() {
-        for f in millionx_sink_format::snowflake::Table::ALL {
-            let t = Table::from(f);
-            assert_eq!(t.name(), f.name());
-            assert_eq!(t.merge_key(), f.key_columns());
+    fn merge_keys_are_columns() {
+        for t in Table::ALL {
+            for k in t.key_columns() {
+                assert!(t.columns().iter().any(|(c, _)| c == k), "{}: {k}", t.name());
+            }
         }
     }
 

@@ -1,16 +1,17 @@
 //! Method 1 writer: one MERGE per batch, the batch bound once as a JSON array; rows Snowflake rejects
 //! are isolated by bisection and returned as [`ItemRejection`]s.
 
-use std::sync::mpsc;
 use std::sync::Arc;
 
 use millionx_dataflow::Reason;
-use millionx_sink_util::{BatchWriter, Completion, EncodedBatch, Framing, ItemRejection, SinkError, WriteOutcome};
+use millionx_sink_util::{
+    BatchWriter, Completion, EncodedBatch, Framing, ItemRejection, SinkError, WriteOutcome,
+};
 
 use crate::metrics::Metrics;
-use crate::reframe;
 use crate::sql::client::{SqlClient, SqlError};
-use crate::tables::Table;
+use crate::tables::{Table, TableSchema};
+use crate::{reframe, Completions};
 
 /// Writes one table's batches with `MERGE` statements on a shared [`SqlClient`].
 pub struct SqlBatchWriter {
@@ -19,15 +20,16 @@ pub struct SqlBatchWriter {
     client: Arc<SqlClient>,
     merge_sql: Arc<str>,
     metrics: Arc<Metrics>,
-    tx: mpsc::Sender<Completion>,
-    rx: mpsc::Receiver<Completion>,
-    in_flight: usize,
+    completions: Completions,
     max_in_flight: usize,
 }
 
 impl std::fmt::Debug for SqlBatchWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlBatchWriter").field("table", &self.table).field("in_flight", &self.in_flight).finish()
+        f.debug_struct("SqlBatchWriter")
+            .field("table", &self.table)
+            .field("in_flight", &self.completions.in_flight())
+            .finish()
     }
 }
 
@@ -42,16 +44,13 @@ impl SqlBatchWriter {
         metrics: Arc<Metrics>,
         max_in_flight: usize,
     ) -> SqlBatchWriter {
-        let (tx, rx) = mpsc::channel();
         SqlBatchWriter {
             table,
             runtime,
             client,
             merge_sql: table.merge_sql(database, schema).into(),
             metrics,
-            tx,
-            rx,
-            in_flight: 0,
+            completions: Completions::new(),
             max_in_flight: max_in_flight.max(1),
         }
     }
@@ -59,29 +58,40 @@ impl SqlBatchWriter {
 
 impl BatchWriter for SqlBatchWriter {
     fn submit(&mut self, batch: EncodedBatch) {
-        self.in_flight += 1;
-        let (client, sql, metrics, tx, table) =
-            (Arc::clone(&self.client), Arc::clone(&self.merge_sql), Arc::clone(&self.metrics), self.tx.clone(), self.table);
+        self.completions.submitted();
+        let (client, sql, metrics, tx, table) = (
+            Arc::clone(&self.client),
+            Arc::clone(&self.merge_sql),
+            Arc::clone(&self.metrics),
+            self.completions.sender(),
+            self.table,
+        );
         self.runtime.spawn(async move {
             let body = reframe(&batch, Framing::JSON_ARRAY);
             let result = write_batch(&client, &sql, table, body.as_ref().unwrap_or(&batch)).await;
             if let Ok(outcome) = &result {
                 let rejected = outcome.rejected.len() as u64;
-                metrics.batch(batch.len() as u64 - rejected, batch.body.len() as u64, rejected);
+                metrics.batch(
+                    batch.len() as u64 - rejected,
+                    batch.body.len() as u64,
+                    rejected,
+                );
             }
             // The receiver lives as long as the writer; a dropped writer no longer wants completions.
-            let _ = tx.send(Completion { seq: batch.seq, result, batch });
+            let _ = tx.send(Completion {
+                seq: batch.seq,
+                result,
+                batch,
+            });
         });
     }
 
     fn poll(&mut self) -> Vec<Completion> {
-        let done: Vec<Completion> = self.rx.try_iter().collect();
-        self.in_flight -= done.len().min(self.in_flight);
-        done
+        self.completions.poll()
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight
+        self.completions.in_flight()
     }
 
     fn max_in_flight(&self) -> usize {
@@ -106,7 +116,7 @@ pub async fn write_batch(
     table: Table,
     batch: &EncodedBatch,
 ) -> Result<WriteOutcome, SinkError> {
-    let sink = format!("snowflake/{table}");
+    let sink = format!("snowflake/{}", table.name());
     let mut outcome = WriteOutcome::default();
     if batch.is_empty() {
         return Ok(outcome);
@@ -124,8 +134,9 @@ pub async fn write_batch(
             Ok(t) => t,
             Err(_) => {
                 // Not UTF-8: reject the items that are not, write the rest.
-                let (bad, good): (Vec<usize>, Vec<usize>) =
-                    indices.iter().partition(|&&i| std::str::from_utf8(batch.item_bytes(i)).is_err());
+                let (bad, good): (Vec<usize>, Vec<usize>) = indices
+                    .iter()
+                    .partition(|&&i| std::str::from_utf8(batch.item_bytes(i)).is_err());
                 for index in bad {
                     outcome.rejected.push(ItemRejection {
                         index,
@@ -142,7 +153,11 @@ pub async fn write_batch(
         match client.execute(merge_sql, Some(text)).await {
             Ok((_, retries)) => outcome.retries += retries,
             Err(SqlError::Rejected { code, message }) if indices.len() == 1 => {
-                outcome.rejected.push(ItemRejection { index: indices[0], reason: rejection_reason(&code), message });
+                outcome.rejected.push(ItemRejection {
+                    index: indices[0],
+                    reason: rejection_reason(&code),
+                    message,
+                });
             }
             Err(SqlError::Rejected { .. }) => {
                 let (left, right) = indices.split_at(indices.len() / 2);
@@ -150,9 +165,17 @@ pub async fn write_batch(
                 todo.push(left.to_vec());
             }
             Err(e @ SqlError::Transient { .. }) => {
-                return Err(SinkError { sink, message: format!("retries exhausted: {e}") });
+                return Err(SinkError {
+                    sink,
+                    message: format!("retries exhausted: {e}"),
+                });
             }
-            Err(e @ SqlError::Fatal { .. }) => return Err(SinkError { sink, message: e.to_string() }),
+            Err(e @ SqlError::Fatal { .. }) => {
+                return Err(SinkError {
+                    sink,
+                    message: e.to_string(),
+                })
+            }
         }
     }
     outcome.rejected.sort_by_key(|r| r.index);

@@ -12,7 +12,6 @@
 //! connector assumes too); see CONTEXT.md.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,9 +19,9 @@ use millionx_sink_util::{BatchWriter, Completion, EncodedBatch, Framing, SinkErr
 
 use crate::config::{RetrySettings, StreamingSettings};
 use crate::metrics::Metrics;
-use crate::reframe;
 use crate::streaming::api::{ApiError, StreamingApi, MAX_APPEND_BYTES};
 use crate::tables::Table;
+use crate::{reframe, Completions};
 
 /// Name of the channel for `table` and Kafka `partition`: `<prefix>_<TABLE>_<partition>`.
 pub fn channel_name(prefix: &str, table: Table, partition: u32) -> String {
@@ -58,14 +57,16 @@ struct Ctx {
 pub struct StreamingWriter {
     table: Table,
     queue: tokio::sync::mpsc::UnboundedSender<EncodedBatch>,
-    rx: mpsc::Receiver<Completion>,
-    in_flight: usize,
+    completions: Completions,
     max_in_flight: usize,
 }
 
 impl std::fmt::Debug for StreamingWriter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingWriter").field("table", &self.table).field("in_flight", &self.in_flight).finish()
+        f.debug_struct("StreamingWriter")
+            .field("table", &self.table)
+            .field("in_flight", &self.completions.in_flight())
+            .finish()
     }
 }
 
@@ -80,7 +81,8 @@ impl StreamingWriter {
         metrics: Arc<Metrics>,
     ) -> StreamingWriter {
         let (queue, mut batches) = tokio::sync::mpsc::unbounded_channel::<EncodedBatch>();
-        let (tx, rx) = mpsc::channel();
+        let completions = Completions::new();
+        let tx = completions.sender();
         let ctx = Ctx {
             api,
             table,
@@ -95,46 +97,59 @@ impl StreamingWriter {
             let mut channels: HashMap<u32, Channel> = HashMap::new();
             while let Some(batch) = batches.recv().await {
                 let framed = reframe(&batch, Framing::NDJSON);
-                let result = write_batch(&ctx, &mut channels, framed.as_ref().unwrap_or(&batch)).await;
+                let result =
+                    write_batch(&ctx, &mut channels, framed.as_ref().unwrap_or(&batch)).await;
                 if result.is_ok() {
-                    ctx.metrics.batch(batch.len() as u64, batch.body.len() as u64, 0);
+                    ctx.metrics
+                        .batch(batch.len() as u64, batch.body.len() as u64, 0);
                 } else {
                     // After a failed batch nothing is known about the channels: open them again next time.
                     channels.clear();
                 }
-                if tx.send(Completion { seq: batch.seq, result, batch }).is_err() {
+                if tx
+                    .send(Completion {
+                        seq: batch.seq,
+                        result,
+                        batch,
+                    })
+                    .is_err()
+                {
                     break;
                 }
             }
         });
-        StreamingWriter { table, queue, rx, in_flight: 0, max_in_flight: settings.max_in_flight }
+        StreamingWriter {
+            table,
+            queue,
+            completions,
+            max_in_flight: settings.max_in_flight,
+        }
     }
 }
 
 impl BatchWriter for StreamingWriter {
     fn submit(&mut self, batch: EncodedBatch) {
-        self.in_flight += 1;
+        self.completions.submitted();
         if let Err(returned) = self.queue.send(batch) {
             // The task is gone (runtime shut down): fail the batch rather than lose it.
             let batch = returned.0;
-            let (tx, rx) = mpsc::channel();
-            let _ = tx.send(Completion {
+            let _ = self.completions.sender().send(Completion {
                 seq: batch.seq,
-                result: Err(SinkError { sink: format!("snowflake/{}", self.table), message: "writer stopped".into() }),
+                result: Err(SinkError {
+                    sink: format!("snowflake/{}", self.table.name()),
+                    message: "writer stopped".into(),
+                }),
                 batch,
             });
-            self.rx = rx;
         }
     }
 
     fn poll(&mut self) -> Vec<Completion> {
-        let done: Vec<Completion> = self.rx.try_iter().collect();
-        self.in_flight -= done.len().min(self.in_flight);
-        done
+        self.completions.poll()
     }
 
     fn in_flight(&self) -> usize {
-        self.in_flight
+        self.completions.in_flight()
     }
 
     fn max_in_flight(&self) -> usize {
@@ -143,7 +158,10 @@ impl BatchWriter for StreamingWriter {
 }
 
 fn sink_err(table: Table, message: String) -> SinkError {
-    SinkError { sink: format!("snowflake/{table}"), message }
+    SinkError {
+        sink: format!("snowflake/{}", table.name()),
+        message,
+    }
 }
 
 /// NDJSON requests of ≤ [`MAX_APPEND_BYTES`] for `items` (indices into `batch`, offset order), each with
@@ -199,14 +217,22 @@ async fn append_partition(
             let pending: Vec<usize> = items
                 .iter()
                 .copied()
-                .filter(|&i| ch.skip_through.is_none_or(|t| batch.items[i].origin.offset > t))
+                .filter(|&i| {
+                    ch.skip_through
+                        .is_none_or(|t| batch.items[i].origin.offset > t)
+                })
                 .collect();
             let mut target = None;
             for (body, top) in chunks(batch, &pending) {
                 let token = ch.last_sent.map_or(top, |l| l.max(top));
-                let Some(continuation) = ch.continuation.clone() else { break };
+                let Some(continuation) = ch.continuation.clone() else {
+                    break;
+                };
                 let started = Instant::now();
-                let next = ctx.api.append_rows(&ctx.pipe, name, &continuation, &token.to_string(), body).await;
+                let next = ctx
+                    .api
+                    .append_rows(&ctx.pipe, name, &continuation, &token.to_string(), body)
+                    .await;
                 ctx.metrics.statement_latency(started.elapsed());
                 ch.continuation = Some(next?);
                 ch.last_sent = Some(token);
@@ -219,7 +245,10 @@ async fn append_partition(
             Ok(target) => return Ok(target),
             Err(ApiError::Fatal { code, message }) => {
                 ctx.metrics.error(&code);
-                return Err(sink_err(ctx.table, format!("channel {name}: {code}: {message}")));
+                return Err(sink_err(
+                    ctx.table,
+                    format!("channel {name}: {code}: {message}"),
+                ));
             }
             Err(e) => {
                 ctx.metrics.error(e.code());
@@ -231,7 +260,12 @@ async fn append_partition(
                         ctx.metrics.retry();
                         tokio::time::sleep(delay).await;
                     }
-                    None => return Err(sink_err(ctx.table, format!("channel {name}: retries exhausted: {e}"))),
+                    None => {
+                        return Err(sink_err(
+                            ctx.table,
+                            format!("channel {name}: retries exhausted: {e}"),
+                        ))
+                    }
                 }
             }
         }
@@ -247,7 +281,10 @@ async fn write_batch(
     let mut outcome = WriteOutcome::default();
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, item) in batch.items.iter().enumerate() {
-        by_partition.entry(item.origin.partition).or_default().push(i);
+        by_partition
+            .entry(item.origin.partition)
+            .or_default()
+            .push(i);
     }
     let mut targets: Vec<(u32, String, u64)> = Vec::new();
     for (partition, mut items) in by_partition {
@@ -307,7 +344,10 @@ async fn wait_for_commit(
             }
             Err(ApiError::Fatal { code, message }) => {
                 ctx.metrics.error(&code);
-                return Err(sink_err(ctx.table, format!("channel status: {code}: {message}")));
+                return Err(sink_err(
+                    ctx.table,
+                    format!("channel status: {code}: {message}"),
+                ));
             }
             Err(e) => {
                 ctx.metrics.error(e.code());
@@ -317,7 +357,10 @@ async fn wait_for_commit(
         if Instant::now() >= deadline {
             return Err(sink_err(
                 ctx.table,
-                format!("rows not committed within {} ms (channels {names:?})", ctx.commit_timeout.as_millis()),
+                format!(
+                    "rows not committed within {} ms (channels {names:?})",
+                    ctx.commit_timeout.as_millis()
+                ),
             ));
         }
         tokio::time::sleep(ctx.commit_poll).await;
@@ -334,16 +377,29 @@ mod tests {
         let mut b = EncodedBatch::new(0, Framing::NDJSON);
         let row = vec![b'x'; 1_500_000];
         for offset in [7, 8, 9] {
-            b.push_with(Origin { stream: StreamKind::Market, partition: 0, offset }, 0, |o| {
-                o.extend_from_slice(&row);
-                o.push(b'\n');
-            });
+            b.push_with(
+                Origin {
+                    stream: StreamKind::Market,
+                    partition: 0,
+                    offset,
+                },
+                0,
+                |o| {
+                    o.extend_from_slice(&row);
+                    o.push(b'\n');
+                },
+            );
         }
         b.close();
         let c = chunks(&b, &[0, 1, 2]);
         assert_eq!(c.iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![8, 9]);
         assert_eq!(c[0].0.len(), 3_000_002);
-        assert!(c.iter().all(|(body, _)| body.len() <= MAX_APPEND_BYTES && body.ends_with(b"\n")));
-        assert_eq!(channel_name("MILLIONX", Table::PriceHistory, 3), "MILLIONX_PRICE_HISTORY_3");
+        assert!(c
+            .iter()
+            .all(|(body, _)| body.len() <= MAX_APPEND_BYTES && body.ends_with(b"\n")));
+        assert_eq!(
+            channel_name("MILLIONX", Table::PriceHistory, 3),
+            "MILLIONX_PRICE_HISTORY_3"
+        );
     }
 }
