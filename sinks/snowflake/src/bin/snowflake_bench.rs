@@ -121,10 +121,7 @@ fn load(config: &SnowflakeConfig, batches: Vec<EncodedBatch>) -> Result<Run, Str
 }
 
 fn count(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime, sql: &str) -> Result<u64, String> {
-    let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
-    let client =
-        millionx_sink_snowflake::sql::client::SqlClient::new(config, creds, Default::default())
-            .map_err(|e| e.to_string())?;
+    let client = client(config)?;
     let (rows, _) = rt
         .block_on(client.execute(sql, None))
         .map_err(|e| e.to_string())?;
@@ -133,6 +130,24 @@ fn count(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime, sql: &str) -> R
         .and_then(|r| r.values().next())
         .and_then(|v| v.as_u64())
         .unwrap_or(0))
+}
+
+fn client(
+    config: &SnowflakeConfig,
+) -> Result<millionx_sink_snowflake::sql::client::SqlClient, String> {
+    let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
+    millionx_sink_snowflake::sql::client::SqlClient::new(config, creds, Default::default())
+        .map_err(|e| e.to_string())
+}
+
+/// Applies the schema script to the emulator.
+fn apply(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime) -> Result<(), String> {
+    let client = client(config)?;
+    rt.block_on(millionx_sink_snowflake::schema::apply_schema(
+        &client,
+        std::io::sink(),
+    ))
+    .map(|_| ())
 }
 
 fn main() -> Result<(), String> {
@@ -171,21 +186,7 @@ fn main() -> Result<(), String> {
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let fakesnow = Fakesnow::start()?;
     let sql_config = fakesnow.config();
-    {
-        let creds = sql_config
-            .resolve_credentials()
-            .map_err(|e| e.to_string())?;
-        let client = millionx_sink_snowflake::sql::client::SqlClient::new(
-            &sql_config,
-            creds,
-            Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        rt.block_on(millionx_sink_snowflake::schema::apply_schema(
-            &client,
-            std::io::sink(),
-        ))?;
-    }
+    apply(&sql_config, &rt)?;
     for size in [100u64, 1_000, 10_000] {
         count(
             &sql_config,
@@ -257,19 +258,7 @@ fn outage_run(secs: u64, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     let mut config = f.config();
     config.retry.max_retries = 60;
     config.retry.max_backoff_ms = 2_000;
-    {
-        let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
-        let client = millionx_sink_snowflake::sql::client::SqlClient::new(
-            &config,
-            creds,
-            Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        rt.block_on(millionx_sink_snowflake::schema::apply_schema(
-            &client,
-            std::io::sink(),
-        ))?;
-    }
+    apply(&config, rt)?;
     let sink = SnowflakeSink::connect(&config).map_err(|e| e.to_string())?;
     let mut writer = sink.writer(Table::SocialPosts);
     let all = batches(20_000, 1_000, 4, millionx_sink_util::Framing::JSON_ARRAY);
@@ -404,19 +393,7 @@ fn write_all(
 fn load_files(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     let fakesnow = Fakesnow::start()?;
     let config = fakesnow.config();
-    {
-        let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
-        let client = millionx_sink_snowflake::sql::client::SqlClient::new(
-            &config,
-            creds,
-            Default::default(),
-        )
-        .map_err(|e| e.to_string())?;
-        rt.block_on(millionx_sink_snowflake::schema::apply_schema(
-            &client,
-            std::io::sink(),
-        ))?;
-    }
+    apply(&config, rt)?;
     let (private, public) = generate_key_pair()?;
     let key = std::env::temp_dir().join(format!("millionx-load-{}.p8", std::process::id()));
     std::fs::write(&key, private).map_err(|e| e.to_string())?;
