@@ -34,6 +34,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Generate reference input (social.jsonl, market.jsonl, weather.jsonl).
     Gen(GenArgs),
+    /// Fetch OpenWeatherMap readings for the 8 cities, or normalise a saved response.
+    Weather(millionx_source_weather::WeatherArgs),
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -103,6 +105,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Weather(args) => millionx_source_weather::run_weather(args),
         Command::Gen(args) => match crate::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -138,9 +141,7 @@ pub fn pii_key() -> Result<Vec<u8>, String> {
         }
         return Ok(k);
     }
-    eprintln!(
-        "warning: MILLIONX_PII_KEY is not set; using the development key (hashes are not secret)"
-    );
+    eprintln!("warning: MILLIONX_PII_KEY is not set; using the development key (hashes are not secret)");
     Ok(DEVELOPMENT_KEY.to_vec())
 }
 
@@ -149,10 +150,7 @@ fn timely_config(a: &RunArgs) -> Result<timely::Config, String> {
         return Err("-w/--workers: must be at least 1".into());
     }
     if a.processes == 0 || a.process >= a.processes {
-        return Err(format!(
-            "-p/--process {} must be below -n/--processes {}",
-            a.process, a.processes
-        ));
+        return Err(format!("-p/--process {} must be below -n/--processes {}", a.process, a.processes));
     }
     let mut argv = vec![
         "-w".to_owned(),
@@ -175,8 +173,7 @@ fn clean_outputs(out: &Path) -> Result<(), String> {
     for sub in ["snowflake", "weaviate", "dlq", "quality"] {
         let p = out.join(sub);
         if p.exists() {
-            std::fs::remove_dir_all(&p)
-                .map_err(|e| format!("--out: cannot clear {}: {e}", p.display()))?;
+            std::fs::remove_dir_all(&p).map_err(|e| format!("--out: cannot clear {}: {e}", p.display()))?;
         }
     }
     std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))
@@ -197,9 +194,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(o) = &args.out {
         config.output.dir = o.clone();
     }
-    config
-        .validate()
-        .map_err(|e| Failure::Usage(e.to_string()))?;
+    config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
     for stream in StreamKind::ALL {
         millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
@@ -210,17 +205,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
 
-    let settings = Settings {
-        config: config.clone(),
-        pii_key,
-    };
+    let settings = Settings { config: config.clone(), pii_key };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);
-    let guards = timely::execute(timely_cfg, move |worker| {
-        run_worker(worker, &settings, Arc::clone(&worker_errors))
-    })
-    .map_err(|e| Failure::Run(format!("starting workers: {e}")))?;
+    let guards = timely::execute(timely_cfg, move |worker| run_worker(worker, &settings, Arc::clone(&worker_errors)))
+        .map_err(|e| Failure::Run(format!("starting workers: {e}")))?;
     let mut reports = Vec::new();
     for result in guards.join() {
         match result {
@@ -232,23 +222,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let elapsed = started.elapsed();
     let mut latency = latency_histogram();
     for r in &reports {
-        latency
-            .add(&r.latency)
-            .map_err(|e| Failure::Run(format!("merging latency histograms: {e}")))?;
+        latency.add(&r.latency).map_err(|e| Failure::Run(format!("merging latency histograms: {e}")))?;
     }
     let summary = Summary::from_reports(&reports, elapsed, &latency);
     print!("{}", summary.render());
-    let name = if args.processes > 1 {
-        format!("summary-p{}.json", args.process)
-    } else {
-        "summary.json".to_owned()
-    };
+    let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::Run(e.to_string()))?;
-    std::fs::write(config.output.dir.join(&name), json)
-        .map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;
+    std::fs::write(config.output.dir.join(&name), json).map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;
     if let Some(path) = &args.latency_report {
-        write_hgrm(&latency, path)
-            .map_err(|e| Failure::Run(format!("--latency-report {}: {e}", path.display())))?;
+        write_hgrm(&latency, path).map_err(|e| Failure::Run(format!("--latency-report {}: {e}", path.display())))?;
     }
     Ok(())
 }
@@ -256,40 +238,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
 /// Writes `h` (µs) as an HdrHistogram percentile distribution in ms (the `.hgrm` text format).
 pub fn write_hgrm(h: &Histogram<u64>, path: &Path) -> std::io::Result<()> {
     let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
-    writeln!(
-        f,
-        "{:>12} {:>14} {:>10} {:>14}\n",
-        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
-    )?;
+    writeln!(f, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
     let mut total = 0u64;
     for v in h.iter_quantiles(5) {
         total += v.count_since_last_iteration();
         let q = v.quantile_iterated_to();
-        let inv = if q < 1.0 {
-            format!("{:>14.2}", 1.0 / (1.0 - q))
-        } else {
-            String::new()
-        };
-        writeln!(
-            f,
-            "{:>12.3} {:>14.12} {:>10} {}",
-            v.value_iterated_to() as f64 / 1000.0,
-            q,
-            total,
-            inv
-        )?;
+        let inv = if q < 1.0 { format!("{:>14.2}", 1.0 / (1.0 - q)) } else { String::new() };
+        writeln!(f, "{:>12.3} {:>14.12} {:>10} {}", v.value_iterated_to() as f64 / 1000.0, q, total, inv)?;
     }
-    writeln!(
-        f,
-        "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]",
-        h.mean() / 1000.0,
-        h.stdev() / 1000.0
-    )?;
-    writeln!(
-        f,
-        "#[Max     = {:>12.3}, Total count    = {:>12}]",
-        h.max() as f64 / 1000.0,
-        h.len()
-    )?;
+    writeln!(f, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0)?;
+    writeln!(f, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len())?;
     f.flush()
 }

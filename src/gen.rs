@@ -79,21 +79,14 @@ fn iso(ms: i64) -> String {
 }
 
 fn phone(r: &mut StdRng) -> String {
-    format!(
-        "+8801{}{:08}",
-        r.random_range(3..=9),
-        r.random_range(0..100_000_000)
-    )
+    format!("+8801{}{:08}", r.random_range(3..=9), r.random_range(0..100_000_000))
 }
 
 fn email(r: &mut StdRng) -> String {
     format!(
         "user{}@{}",
         r.random_range(0..1_000_000),
-        ["gmail.com", "yahoo.com", "example.com.bd"]
-            .choose(r)
-            .copied()
-            .unwrap_or("x.bd")
+        ["gmail.com", "yahoo.com", "example.com.bd"].choose(r).copied().unwrap_or("x.bd")
     )
 }
 
@@ -132,10 +125,7 @@ fn social(i: usize, t: i64, r: &mut StdRng) -> Value {
         .replace("{phone}", &phone(r))
         .replace("{email}", &email(r));
     let likes: u64 = r.random_range(0..500);
-    let platform = ["facebook", "instagram", "tiktok", "youtube"]
-        .choose(r)
-        .copied()
-        .unwrap_or("facebook");
+    let platform = ["facebook", "instagram", "tiktok", "youtube"].choose(r).copied().unwrap_or("facebook");
     json!({
         "postId": format!("S-{i:09}"), "platform": platform,
         "content": content, "authorId": format!("author-{}", r.random_range(0..50_000)), "authorName": format!("Name{}", r.random_range(0..50_000)),
@@ -148,10 +138,7 @@ fn market(i: usize, t: i64, r: &mut StdRng) -> Value {
     let p = PRODUCTS.choose(r).unwrap_or(&PRODUCTS[0]);
     let city = *City::ALL.choose(r).unwrap_or(&City::Dhaka);
     let qty: u64 = *[1, 1, 2, 3, 5].choose(r).unwrap_or(&1);
-    let platform = ["daraz", "chaldal", "pickaboo"]
-        .choose(r)
-        .copied()
-        .unwrap_or("daraz");
+    let platform = ["daraz", "chaldal", "pickaboo"].choose(r).copied().unwrap_or("daraz");
     let unit = (p.price_bdt * r.random_range(85..115) as f64 / 100.0 * 100.0).round() / 100.0;
     json!({
         "orderId": format!("O-{i:09}"), "platform": platform,
@@ -163,21 +150,14 @@ fn market(i: usize, t: i64, r: &mut StdRng) -> Value {
 }
 
 fn spoil(mut rec: Value, social: bool, r: &mut StdRng) -> String {
-    let (id, ts, city) = if social {
-        ("postId", "postedAt", "city")
-    } else {
-        ("orderId", "orderedAt", "shippingCity")
-    };
+    let (id, ts, city) = if social { ("postId", "postedAt", "city") } else { ("orderId", "orderedAt", "shippingCity") };
     let Some(obj) = rec.as_object_mut() else {
         return String::from("{");
     };
     let expect = match r.random_range(0..8) {
         0 => {
             let s = rec.to_string();
-            let cut = s
-                .char_indices()
-                .nth(r.random_range(5..40))
-                .map_or(s.len(), |(i, _)| i);
+            let cut = s.char_indices().nth(r.random_range(5..40)).map_or(s.len(), |(i, _)| i);
             return s[..cut].to_owned();
         }
         1 => {
@@ -201,10 +181,7 @@ fn spoil(mut rec: Value, social: bool, r: &mut StdRng) -> String {
         5 => {
             obj.insert(
                 ts.into(),
-                json!(["yesterday", "2024-13-45T99:00:00Z", "", "1734256800"]
-                    .choose(r)
-                    .copied()
-                    .unwrap_or("")),
+                json!(["yesterday", "2024-13-45T99:00:00Z", "", "1734256800"].choose(r).copied().unwrap_or("")),
             );
             format!("bad_timestamp:{ts}")
         }
@@ -227,30 +204,16 @@ fn spoil(mut rec: Value, social: bool, r: &mut StdRng) -> String {
     rec.to_string()
 }
 
-fn stream(
-    social_kind: bool,
-    n: usize,
-    start_ms: i64,
-    hours: u32,
-    a: &GenArgs,
-    r: &mut StdRng,
-) -> Vec<String> {
+fn stream(social_kind: bool, n: usize, start_ms: i64, hours: u32, a: &GenArgs, r: &mut StdRng) -> Vec<String> {
     let span = i64::from(hours) * HOUR_MS;
     let mut times: Vec<i64> = (0..n).map(|_| r.random_range(0..span.max(1))).collect();
     times.sort_unstable();
     let (mut lines, mut good) = (Vec::with_capacity(n), Vec::<String>::new());
     for (i, off) in times.into_iter().enumerate() {
-        let off = if r.random::<f64>() < a.late_rate {
-            (off - r.random_range(600_000..3 * HOUR_MS)).max(0)
-        } else {
-            off
-        };
+        let off =
+            if r.random::<f64>() < a.late_rate { (off - r.random_range(600_000..3 * HOUR_MS)).max(0) } else { off };
         let t = start_ms + off / 1000 * 1000;
-        let rec = if social_kind {
-            social(i, t, r)
-        } else {
-            market(i, t, r)
-        };
+        let rec = if social_kind { social(i, t, r) } else { market(i, t, r) };
         if r.random::<f64>() < a.bad_rate {
             lines.push(spoil(rec, social_kind, r));
         } else if !good.is_empty() && r.random::<f64>() < a.dup_rate {
@@ -268,14 +231,8 @@ fn stream(
 
 /// Writes the three files. Errors: a bad `--start`, or the folder cannot be written.
 pub fn run(a: &GenArgs) -> Result<(), String> {
-    let start = EventTime::parse_rfc3339(&a.start)
-        .ok_or_else(|| format!("--start: not RFC 3339: {}", a.start))?
-        .0;
-    for (name, rate) in [
-        ("--bad-rate", a.bad_rate),
-        ("--dup-rate", a.dup_rate),
-        ("--late-rate", a.late_rate),
-    ] {
+    let start = EventTime::parse_rfc3339(&a.start).ok_or_else(|| format!("--start: not RFC 3339: {}", a.start))?.0;
+    for (name, rate) in [("--bad-rate", a.bad_rate), ("--dup-rate", a.dup_rate), ("--late-rate", a.late_rate)] {
         if !(0.0..=1.0).contains(&rate) {
             return Err(format!("{name}: must be within 0..1, got {rate}"));
         }
@@ -283,18 +240,9 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
     fs::create_dir_all(&a.out).map_err(|e| format!("--out {}: {e}", a.out.display()))?;
     let mut r = StdRng::seed_from_u64(a.seed);
     let files = [
-        (
-            "weather.jsonl",
-            weather(start - HOUR_MS, a.hours + 1, &mut r),
-        ),
-        (
-            "social.jsonl",
-            stream(true, a.social, start, a.hours, a, &mut r),
-        ),
-        (
-            "market.jsonl",
-            stream(false, a.market, start, a.hours, a, &mut r),
-        ),
+        ("weather.jsonl", weather(start - HOUR_MS, a.hours + 1, &mut r)),
+        ("social.jsonl", stream(true, a.social, start, a.hours, a, &mut r)),
+        ("market.jsonl", stream(false, a.market, start, a.hours, a, &mut r)),
     ];
     for (name, lines) in files {
         let path = a.out.join(name);

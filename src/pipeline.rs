@@ -38,9 +38,7 @@ use millionx_sink_format::quality::QualityEncoder;
 use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
-use millionx_sink_util::{
-    BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats,
-};
+use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_source_file::{file_source, FileSourceConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
@@ -92,7 +90,7 @@ impl SinkFactory {
         ext: &'static str,
         encoder: E,
         record_latency: bool,
-    ) -> Stream<'scope, Epoch, Vec<DeadLetter>>
+    ) -> Result<Stream<'scope, Epoch, Vec<DeadLetter>>, String>
     where
         T: SinkRecord + 'static,
         E: Encoder<T> + 'static,
@@ -105,8 +103,9 @@ impl SinkFactory {
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
         };
-        let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext);
-        stream.batch_sink(ctx, self.policy, encoder, writer)
+        let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
+            .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
+        Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
     }
 }
 
@@ -177,29 +176,20 @@ pub fn run_worker(
         // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
         let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
         let (orders, orders_rejected, order_metas) = market_lines.validate(market::validate);
-        let (readings, readings_rejected, reading_metas) =
-            weather_lines.validate(weather::validate);
+        let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
 
         let reader = index as u32;
         let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope
             .concatenate([
-                post_metas
-                    .clone()
-                    .watermark_reports(StreamKind::Social, vec![0], reader),
-                order_metas
-                    .clone()
-                    .watermark_reports(StreamKind::Market, vec![0], reader),
-                reading_metas
-                    .clone()
-                    .watermark_reports(StreamKind::Weather, vec![0], reader),
+                post_metas.clone().watermark_reports(StreamKind::Social, vec![0], reader),
+                order_metas.clone().watermark_reports(StreamKind::Market, vec![0], reader),
+                reading_metas.clone().watermark_reports(StreamKind::Weather, vec![0], reader),
             ])
             .broadcast();
 
         let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
-        let (posts_unique, posts_dup) =
-            posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
-        let (orders_unique, orders_dup) =
-            orders.dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
+        let (posts_unique, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
+        let (orders_unique, orders_dup) = orders.dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
         let (readings_unique, readings_dup) =
             readings.dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
 
@@ -239,58 +229,31 @@ pub fn run_worker(
             });
 
         let rejected = scope
-            .concatenate([
-                social_bad,
-                market_bad,
-                weather_bad,
-                posts_rejected,
-                orders_rejected,
-                readings_rejected,
-            ])
+            .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
             .map(Arc::new);
 
         let observations = scope.concatenate([
-            observe(&post_metas, |m| Observation::Valid {
-                stream: StreamKind::Social,
-                event_time: m.event_time,
-            }),
-            observe(&order_metas, |m| Observation::Valid {
-                stream: StreamKind::Market,
-                event_time: m.event_time,
-            }),
-            observe(&reading_metas, |m| Observation::Valid {
-                stream: StreamKind::Weather,
-                event_time: m.event_time,
-            }),
+            observe(&post_metas, |m| Observation::Valid { stream: StreamKind::Social, event_time: m.event_time }),
+            observe(&order_metas, |m| Observation::Valid { stream: StreamKind::Market, event_time: m.event_time }),
+            observe(&reading_metas, |m| Observation::Valid { stream: StreamKind::Weather, event_time: m.event_time }),
             observe(&rejected, |d: Arc<DeadLetter>| Observation::Rejected {
                 stream: d.origin.stream,
                 event_time: d.event_time_ms.map(EventTime),
                 reason: d.reason.clone(),
             }),
-            posts_dup.map(|r| Observation::Duplicate {
-                stream: StreamKind::Social,
-                event_time: r.meta.event_time,
-            }),
-            orders_dup.map(|r| Observation::Duplicate {
-                stream: StreamKind::Market,
-                event_time: r.meta.event_time,
-            }),
-            readings_dup.map(|r| Observation::Duplicate {
-                stream: StreamKind::Weather,
-                event_time: r.meta.event_time,
-            }),
+            posts_dup.map(|r| Observation::Duplicate { stream: StreamKind::Social, event_time: r.meta.event_time }),
+            orders_dup.map(|r| Observation::Duplicate { stream: StreamKind::Market, event_time: r.meta.event_time }),
+            readings_dup.map(|r| Observation::Duplicate { stream: StreamKind::Weather, event_time: r.meta.event_time }),
             observe(&posts_out, |r| emitted(&*r)),
             observe(&orders_out, |r| emitted(&*r)),
-            observe(&readings_unique, |r: Arc<WeatherReading>| {
-                Observation::Emitted {
-                    stream: StreamKind::Weather,
-                    event_time: r.meta.event_time,
-                    category: Default::default(),
-                    pii_detected: false,
-                    enriched: false,
-                    embedded: false,
-                    lag_ms: lag_ms(r.meta.event_time),
-                }
+            observe(&readings_unique, |r: Arc<WeatherReading>| Observation::Emitted {
+                stream: StreamKind::Weather,
+                event_time: r.meta.event_time,
+                category: Default::default(),
+                pii_detected: false,
+                enriched: false,
+                embedded: false,
+                lag_ms: lag_ms(r.meta.event_time),
             }),
         ]);
         let collected = Rc::clone(&windows);
@@ -317,52 +280,46 @@ pub fn run_worker(
                 "ndjson",
                 RowEncoder::new(Table::SocialPosts, ndjson),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/MARKET_ORDERS",
                 "ndjson",
                 RowEncoder::new(Table::MarketOrders, ndjson),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out.clone(),
                 "snowflake/PRICE_HISTORY",
                 "ndjson",
                 RowEncoder::new(Table::PriceHistory, ndjson),
                 false,
-            ),
+            )?,
             sinks.sink(
                 readings_unique,
                 "snowflake/WEATHER_LOGS",
                 "ndjson",
                 RowEncoder::new(Table::WeatherLogs, ndjson),
                 false,
-            ),
+            )?,
             sinks.sink(
                 posts_out,
                 &format!("weaviate/{}", Class::SocialPost.name()),
                 "json",
                 ObjectEncoder::new(),
                 true,
-            ),
+            )?,
             sinks.sink(
                 orders_out,
                 &format!("weaviate/{}", Class::MarketOrder.name()),
                 "json",
                 ObjectEncoder::new(),
                 true,
-            ),
-            sinks.sink(quality, "quality", "ndjson", QualityEncoder, false),
+            )?,
+            sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
         ];
         let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
-        sinks.sink(
-            dead_letters,
-            "dlq",
-            "ndjson",
-            DeadLetterEncoder::new(SourceNaming::File),
-            false,
-        );
+        sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?;
         Ok(())
     })?;
 
@@ -383,11 +340,7 @@ pub fn run_worker(
     Ok(WorkerReport {
         windows,
         late,
-        sinks: sinks
-            .stats
-            .iter()
-            .map(|(k, v)| (k.clone(), v.borrow().clone()))
-            .collect(),
+        sinks: sinks.stats.iter().map(|(k, v)| (k.clone(), v.borrow().clone())).collect(),
         latency,
     })
 }

@@ -96,11 +96,7 @@ pub fn peak_rss_bytes() -> u64 {
 
 impl Summary {
     /// Folds the workers' reports.
-    pub fn from_reports(
-        reports: &[WorkerReport],
-        elapsed: Duration,
-        latency: &Histogram<u64>,
-    ) -> Summary {
+    pub fn from_reports(reports: &[WorkerReport], elapsed: Duration, latency: &Histogram<u64>) -> Summary {
         let mut streams: BTreeMap<String, StreamSummary> = BTreeMap::new();
         let mut windows: Vec<&QualityWindow> = Vec::new();
         let mut sinks: BTreeMap<String, SinkCounters> = BTreeMap::new();
@@ -115,9 +111,7 @@ impl Summary {
             }
         }
         for w in &windows {
-            let s = streams
-                .entry(w.stream.map_or("unknown", StreamKind::name).to_owned())
-                .or_default();
+            let s = streams.entry(w.stream.map_or("unknown", StreamKind::name).to_owned()).or_default();
             s.received += w.received;
             s.valid += w.valid;
             s.duplicates += w.duplicates;
@@ -152,11 +146,7 @@ impl Summary {
     /// A human-readable table.
     pub fn render(&self) -> String {
         let mut o = String::new();
-        let _ = writeln!(
-            o,
-            "MillionX run summary ({} worker(s) in this process)",
-            self.workers
-        );
+        let _ = writeln!(o, "MillionX run summary ({} worker(s) in this process)", self.workers);
         let _ = writeln!(
             o,
             "{:<8} {:>10} {:>10} {:>9} {:>10} {:>10} {:>9} {:>6}",
@@ -176,17 +166,9 @@ impl Summary {
                 let _ = writeln!(o, "  {name:<8} {reason:<32} {n:>8}");
             }
         }
-        let _ = writeln!(
-            o,
-            "{:<28} {:>10} {:>8} {:>12} {:>9}",
-            "sink", "rows", "batches", "bytes", "rejected"
-        );
+        let _ = writeln!(o, "{:<28} {:>10} {:>8} {:>12} {:>9}", "sink", "rows", "batches", "bytes", "rejected");
         for (name, s) in &self.sinks {
-            let _ = writeln!(
-                o,
-                "{:<28} {:>10} {:>8} {:>12} {:>9}",
-                name, s.rows, s.batches, s.bytes, s.rejected
-            );
+            let _ = writeln!(o, "{:<28} {:>10} {:>8} {:>12} {:>9}", name, s.rows, s.batches, s.bytes, s.rejected);
         }
         let _ = writeln!(o, "quality windows: {}", self.quality_windows);
         let _ = writeln!(
@@ -197,7 +179,11 @@ impl Summary {
             self.peak_rss_bytes as f64 / 1_048_576.0
         );
         let l = &self.latency;
-        let _ = writeln!(o, "read→sink latency (ms, {} records): p50 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}", l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms);
+        let _ = writeln!(
+            o,
+            "read→sink latency (ms, {} records): p50 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+            l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
+        );
         o
     }
 }

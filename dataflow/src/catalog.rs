@@ -16,12 +16,7 @@ pub struct Product {
 }
 
 const fn p(id: &'static str, name: &'static str, category: Category, price_bdt: f64) -> Product {
-    Product {
-        id,
-        name,
-        category,
-        price_bdt,
-    }
+    Product { id, name, category, price_bdt }
 }
 
 /// Every catalog product, in catalog order.
@@ -30,24 +25,9 @@ pub const PRODUCTS: [Product; 16] = [
     p("P-1002", "Jamdani Saree", Category::Fashion, 5200.0),
     p("P-1003", "Winter Hoodie", Category::Fashion, 1250.0),
     p("P-1004", "Rain Umbrella", Category::Fashion, 450.0),
-    p(
-        "P-2001",
-        "Xiaomi Redmi Note 13",
-        Category::Electronics,
-        23999.0,
-    ),
-    p(
-        "P-2002",
-        "Walton Ceiling Fan",
-        Category::Electronics,
-        3850.0,
-    ),
-    p(
-        "P-2003",
-        "Power Bank 20000mAh",
-        Category::Electronics,
-        1990.0,
-    ),
+    p("P-2001", "Xiaomi Redmi Note 13", Category::Electronics, 23999.0),
+    p("P-2002", "Walton Ceiling Fan", Category::Electronics, 3850.0),
+    p("P-2003", "Power Bank 20000mAh", Category::Electronics, 1990.0),
     p("P-2004", "Wireless Earbuds", Category::Electronics, 1499.0),
     p("P-3001", "Miniket Rice 5kg", Category::Groceries, 420.0),
     p("P-3002", "Hilsa Fish 1kg", Category::Groceries, 1600.0),
@@ -60,9 +40,7 @@ pub const PRODUCTS: [Product; 16] = [
 ];
 
 /// A product category; `Unknown` when no catalog entry matches.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Category {
     /// `fashion`
     Fashion,

@@ -44,10 +44,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     fn new(key: &str, reason: impl Into<String>) -> ConfigError {
-        ConfigError {
-            key: key.to_owned(),
-            reason: reason.into(),
-        }
+        ConfigError { key: key.to_owned(), reason: reason.into() }
     }
 }
 
@@ -104,9 +101,7 @@ pub struct OutputConfig {
 
 impl Default for OutputConfig {
     fn default() -> Self {
-        OutputConfig {
-            dir: PathBuf::from("out"),
-        }
+        OutputConfig { dir: PathBuf::from("out") }
     }
 }
 
@@ -124,11 +119,7 @@ pub struct BatchConfig {
 
 impl Default for BatchConfig {
     fn default() -> Self {
-        BatchConfig {
-            max_records: 1000,
-            max_bytes: 8 << 20,
-            max_age_ms: 60_000,
-        }
+        BatchConfig { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 60_000 }
     }
 }
 
@@ -160,11 +151,7 @@ pub struct WatermarkConfig {
 
 impl Default for WatermarkConfig {
     fn default() -> Self {
-        WatermarkConfig {
-            social_lateness_ms: 3 * 3_600_000,
-            market_lateness_ms: 3 * 3_600_000,
-            weather_lateness_ms: 0,
-        }
+        WatermarkConfig { social_lateness_ms: 3 * 3_600_000, market_lateness_ms: 3 * 3_600_000, weather_lateness_ms: 0 }
     }
 }
 
@@ -189,9 +176,7 @@ pub struct JoinConfig {
 
 impl Default for JoinConfig {
     fn default() -> Self {
-        JoinConfig {
-            max_weather_age_ms: 3 * 3_600_000,
-        }
+        JoinConfig { max_weather_age_ms: 3 * 3_600_000 }
     }
 }
 
@@ -203,10 +188,7 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
             let key = e.message().split('`').nth(1).unwrap_or("(file)").to_owned();
-            ConfigError {
-                key,
-                reason: e.to_string().replace('\n', " ").trim().to_owned(),
-            }
+            ConfigError { key, reason: e.to_string().replace('\n', " ").trim().to_owned() }
         })?;
         config.validate()?;
         Ok(config)
@@ -214,9 +196,8 @@ impl Config {
 
     /// Reads and parses a TOML file.
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
-            ConfigError::new("--config", format!("cannot read {}: {e}", path.display()))
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
         Config::from_toml(&text)
     }
 
@@ -226,50 +207,26 @@ impl Config {
             return Err(ConfigError::new("input.epoch_lines", "must be at least 1"));
         }
         if self.input.max_epochs_in_flight == 0 {
-            return Err(ConfigError::new(
-                "input.max_epochs_in_flight",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("input.max_epochs_in_flight", "must be at least 1"));
         }
         if self.input.max_message_bytes < 1024 {
-            return Err(ConfigError::new(
-                "input.max_message_bytes",
-                "must be at least 1024",
-            ));
+            return Err(ConfigError::new("input.max_message_bytes", "must be at least 1024"));
         }
         self.batch.validate("batch")?;
         if self.dedup.horizon_hours == 0 {
-            return Err(ConfigError::new(
-                "dedup.horizon_hours",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("dedup.horizon_hours", "must be at least 1"));
         }
         for (key, v) in [
-            (
-                "watermark.social_lateness_ms",
-                self.watermark.social_lateness_ms,
-            ),
-            (
-                "watermark.market_lateness_ms",
-                self.watermark.market_lateness_ms,
-            ),
-            (
-                "watermark.weather_lateness_ms",
-                self.watermark.weather_lateness_ms,
-            ),
+            ("watermark.social_lateness_ms", self.watermark.social_lateness_ms),
+            ("watermark.market_lateness_ms", self.watermark.market_lateness_ms),
+            ("watermark.weather_lateness_ms", self.watermark.weather_lateness_ms),
         ] {
             if v > MAX_LATENESS_MS {
-                return Err(ConfigError::new(
-                    key,
-                    format!("must be at most {MAX_LATENESS_MS} (7 days)"),
-                ));
+                return Err(ConfigError::new(key, format!("must be at most {MAX_LATENESS_MS} (7 days)")));
             }
         }
         if self.join.max_weather_age_ms == 0 {
-            return Err(ConfigError::new(
-                "join.max_weather_age_ms",
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new("join.max_weather_age_ms", "must be at least 1"));
         }
         Ok(())
     }
@@ -279,22 +236,13 @@ impl BatchConfig {
     /// Checks the limits; `prefix` is the key path used in errors (`batch`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         if self.max_records == 0 {
-            return Err(ConfigError::new(
-                &format!("{prefix}.max_records"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(&format!("{prefix}.max_records"), "must be at least 1"));
         }
         if self.max_bytes < 1024 {
-            return Err(ConfigError::new(
-                &format!("{prefix}.max_bytes"),
-                "must be at least 1024",
-            ));
+            return Err(ConfigError::new(&format!("{prefix}.max_bytes"), "must be at least 1024"));
         }
         if self.max_age_ms == 0 {
-            return Err(ConfigError::new(
-                &format!("{prefix}.max_age_ms"),
-                "must be at least 1",
-            ));
+            return Err(ConfigError::new(&format!("{prefix}.max_age_ms"), "must be at least 1"));
         }
         Ok(())
     }
@@ -307,14 +255,7 @@ mod tests {
     #[test]
     fn empty_file_gives_the_documented_defaults() {
         let c = Config::from_toml("").expect("defaults are valid");
-        assert_eq!(
-            c.batch,
-            BatchConfig {
-                max_records: 1000,
-                max_bytes: 8 * 1024 * 1024,
-                max_age_ms: 60_000
-            }
-        );
+        assert_eq!(c.batch, BatchConfig { max_records: 1000, max_bytes: 8 * 1024 * 1024, max_age_ms: 60_000 });
         assert_eq!(c.dedup.horizon_hours, 168);
         assert_eq!(c.join.max_weather_age_ms, 10_800_000);
     }
@@ -329,18 +270,12 @@ mod tests {
     #[test]
     fn out_of_range_value_is_named() {
         let e = Config::from_toml("[batch]\nmax_records = 0\n").expect_err("zero");
-        assert_eq!(
-            e,
-            ConfigError::new("batch.max_records", "must be at least 1")
-        );
+        assert_eq!(e, ConfigError::new("batch.max_records", "must be at least 1"));
     }
 
     #[test]
     fn wrong_type_is_an_error() {
         let e = Config::from_toml("[dedup]\nhorizon_hours = \"week\"\n").expect_err("string");
-        assert!(
-            e.to_string().contains("horizon_hours") || e.reason.contains("invalid type"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("horizon_hours") || e.reason.contains("invalid type"), "{e}");
     }
 }

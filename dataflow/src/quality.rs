@@ -100,13 +100,7 @@ mod tests {
 
     #[test]
     fn score_follows_the_contract_formula() {
-        let mut w = QualityWindow {
-            received: 100,
-            valid: 90,
-            emitted: 80,
-            embedded: 40,
-            ..Default::default()
-        };
+        let mut w = QualityWindow { received: 100, valid: 90, emitted: 80, embedded: 40, ..Default::default() };
         w.rejected.insert("parse_error".into(), 10);
         // 0.4 × 0.9 + 0.3 × 0.5 + 0.3 × 0.9 = 0.36 + 0.15 + 0.27
         assert!((w.quality_score() - 0.78).abs() < 1e-12);
@@ -116,25 +110,13 @@ mod tests {
 
     #[test]
     fn merge_adds_counts() {
-        let mut a = QualityWindow {
-            received: 1,
-            valid: 1,
-            emitted: 1,
-            ..Default::default()
-        };
+        let mut a = QualityWindow { received: 1, valid: 1, emitted: 1, ..Default::default() };
         a.categories.insert("fashion".into(), 1);
-        let mut b = QualityWindow {
-            received: 2,
-            duplicates: 1,
-            ..Default::default()
-        };
+        let mut b = QualityWindow { received: 2, duplicates: 1, ..Default::default() };
         b.categories.insert("fashion".into(), 2);
         b.rejected.insert("parse_error".into(), 1);
         a.merge(&b);
-        assert_eq!(
-            (a.received, a.valid, a.duplicates, a.rejected_total()),
-            (3, 1, 1, 1)
-        );
+        assert_eq!((a.received, a.valid, a.duplicates, a.rejected_total()), (3, 1, 1, 1));
         assert_eq!(a.categories["fashion"], 3);
     }
 }

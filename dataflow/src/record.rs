@@ -222,15 +222,8 @@ pub struct PiiReport {
 
 impl PiiReport {
     /// Field names by bit position.
-    pub const FIELDS: [&'static str; 7] = [
-        "authorId",
-        "authorName",
-        "content",
-        "customerId",
-        "customerPhone",
-        "customerEmail",
-        "productName",
-    ];
+    pub const FIELDS: [&'static str; 7] =
+        ["authorId", "authorName", "content", "customerId", "customerPhone", "customerEmail", "productName"];
 
     /// Marks the field at `bit` (an index into [`PiiReport::FIELDS`]).
     pub fn mark(&mut self, bit: usize) {
@@ -239,11 +232,7 @@ impl PiiReport {
 
     /// The names of the fields dropped or replaced, in [`PiiReport::FIELDS`] order.
     pub fn field_names(self) -> impl Iterator<Item = &'static str> {
-        PiiReport::FIELDS
-            .into_iter()
-            .enumerate()
-            .filter(move |(i, _)| self.fields & (1 << i) != 0)
-            .map(|(_, n)| n)
+        PiiReport::FIELDS.into_iter().enumerate().filter(move |(i, _)| self.fields & (1 << i) != 0).map(|(_, n)| n)
     }
 }
 
@@ -390,9 +379,7 @@ pub struct EnrichedOrder {
 impl EnrichedPost {
     /// `engagementCount` = likes + comments + shares (saturating).
     pub fn engagement_count(&self) -> u64 {
-        self.likes_count
-            .saturating_add(self.comments_count)
-            .saturating_add(self.shares_count)
+        self.likes_count.saturating_add(self.comments_count).saturating_add(self.shares_count)
     }
 }
 

@@ -43,10 +43,7 @@ impl EventTime {
     pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         match jiff::Timestamp::from_millisecond(self.0) {
             Ok(ts) => {
-                if jiff::fmt::temporal::DateTimePrinter::new()
-                    .print_timestamp(&ts, &mut *out)
-                    .is_err()
-                {
+                if jiff::fmt::temporal::DateTimePrinter::new().print_timestamp(&ts, &mut *out).is_err() {
                     out.extend_from_slice(b"invalid");
                 }
             }
@@ -97,10 +94,7 @@ fn has_rfc3339_shape(b: &[u8]) -> bool {
 
 /// Wall-clock now in nanoseconds since the Unix epoch (comparable across processes on one host).
 pub fn now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -109,30 +103,16 @@ mod tests {
 
     #[test]
     fn accepts_the_contract_shapes() {
-        assert_eq!(
-            EventTime::parse_rfc3339("2024-12-15T00:00:00Z"),
-            Some(EventTime(1_734_220_800_000))
-        );
-        assert_eq!(
-            EventTime::parse_rfc3339("2024-12-15T06:00:00+06:00"),
-            Some(EventTime(1_734_220_800_000))
-        );
-        assert_eq!(
-            EventTime::parse_rfc3339("2024-12-15T00:00:00.250Z"),
-            Some(EventTime(1_734_220_800_250))
-        );
+        assert_eq!(EventTime::parse_rfc3339("2024-12-15T00:00:00Z"), Some(EventTime(1_734_220_800_000)));
+        assert_eq!(EventTime::parse_rfc3339("2024-12-15T06:00:00+06:00"), Some(EventTime(1_734_220_800_000)));
+        assert_eq!(EventTime::parse_rfc3339("2024-12-15T00:00:00.250Z"), Some(EventTime(1_734_220_800_250)));
     }
 
     #[test]
     fn rejects_what_gen_py_spoils() {
-        for bad in [
-            "yesterday",
-            "2024-13-45T99:00:00Z",
-            "",
-            "1734256800",
-            "2024-12-15 00:00:00Z",
-            "2024-12-15T00:00:00",
-        ] {
+        for bad in
+            ["yesterday", "2024-13-45T99:00:00Z", "", "1734256800", "2024-12-15 00:00:00Z", "2024-12-15T00:00:00"]
+        {
             assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
         }
     }
@@ -145,9 +125,6 @@ mod tests {
 
     #[test]
     fn formats_utc() {
-        assert_eq!(
-            EventTime(1_734_220_800_000).to_rfc3339(),
-            "2024-12-15T00:00:00Z"
-        );
+        assert_eq!(EventTime(1_734_220_800_000).to_rfc3339(), "2024-12-15T00:00:00Z");
     }
 }

@@ -48,20 +48,12 @@ pub struct Watermarks {
 impl Watermarks {
     /// A tracker with an allowed lateness per stream, in ms (streams not listed: 0).
     pub fn new(lateness_ms: impl IntoIterator<Item = (StreamKind, i64)>) -> Watermarks {
-        Watermarks {
-            lateness_ms: lateness_ms.into_iter().collect(),
-            partitions: BTreeMap::new(),
-        }
+        Watermarks { lateness_ms: lateness_ms.into_iter().collect(), partitions: BTreeMap::new() }
     }
 
     /// Applies one report. Reports never move a reader's maximum backwards.
     pub fn apply(&mut self, r: &WatermarkReport) {
-        let state = self
-            .partitions
-            .entry((r.stream, r.partition))
-            .or_default()
-            .entry(r.reader)
-            .or_default();
+        let state = self.partitions.entry((r.stream, r.partition)).or_default().entry(r.reader).or_default();
         state.max = state.max.max(r.max_event_time);
         state.done |= r.done;
         state.idle = r.idle && !r.done;
@@ -78,10 +70,7 @@ impl Watermarks {
 
     /// True when every known partition of `stream` has ended (and at least one is known).
     pub fn ended(&self, stream: StreamKind) -> bool {
-        let mut parts = self
-            .partitions
-            .range((stream, 0)..=(stream, u32::MAX))
-            .peekable();
+        let mut parts = self.partitions.range((stream, 0)..=(stream, u32::MAX)).peekable();
         parts.peek().is_some() && parts.all(|(_, readers)| readers.values().all(|s| s.done))
     }
 
@@ -110,9 +99,7 @@ impl Watermarks {
         match result {
             Some(r) => r,
             // Every partition idle: hold at the largest event time seen, minus lateness.
-            None if all_idle => self
-                .max_event_time(stream)
-                .map_or(EventTime::MIN, |m| m.plus_ms(-lateness)),
+            None if all_idle => self.max_event_time(stream).map_or(EventTime::MIN, |m| m.plus_ms(-lateness)),
             None => EventTime::MIN,
         }
     }
@@ -122,21 +109,8 @@ impl Watermarks {
 mod tests {
     use super::*;
 
-    fn report(
-        stream: StreamKind,
-        partition: u32,
-        reader: u32,
-        max: Option<i64>,
-        done: bool,
-    ) -> WatermarkReport {
-        WatermarkReport {
-            stream,
-            partition,
-            reader,
-            max_event_time: max.map(EventTime),
-            done,
-            idle: false,
-        }
+    fn report(stream: StreamKind, partition: u32, reader: u32, max: Option<i64>, done: bool) -> WatermarkReport {
+        WatermarkReport { stream, partition, reader, max_event_time: max.map(EventTime), done, idle: false }
     }
 
     #[test]
@@ -148,11 +122,7 @@ mod tests {
         w.apply(&report(StreamKind::Social, 1, 2, Some(200), false));
         assert_eq!(w.watermark(StreamKind::Social), EventTime(190));
         w.apply(&report(StreamKind::Social, 1, 2, Some(150), false));
-        assert_eq!(
-            w.watermark(StreamKind::Social),
-            EventTime(190),
-            "never moves backwards"
-        );
+        assert_eq!(w.watermark(StreamKind::Social), EventTime(190), "never moves backwards");
         w.apply(&report(StreamKind::Social, 1, 2, Some(200), true));
         assert_eq!(w.watermark(StreamKind::Social), EventTime(290));
         assert!(!w.ended(StreamKind::Social));
@@ -175,15 +145,9 @@ mod tests {
     fn idle_partitions_do_not_hold_it_back() {
         let mut w = Watermarks::new([]);
         w.apply(&report(StreamKind::Weather, 0, 0, Some(100), false));
-        w.apply(&WatermarkReport {
-            idle: true,
-            ..report(StreamKind::Weather, 1, 1, None, false)
-        });
+        w.apply(&WatermarkReport { idle: true, ..report(StreamKind::Weather, 1, 1, None, false) });
         assert_eq!(w.watermark(StreamKind::Weather), EventTime(100));
-        w.apply(&WatermarkReport {
-            idle: true,
-            ..report(StreamKind::Weather, 0, 0, Some(100), false)
-        });
+        w.apply(&WatermarkReport { idle: true, ..report(StreamKind::Weather, 0, 0, Some(100), false) });
         assert_eq!(w.watermark(StreamKind::Weather), EventTime(100));
     }
 }

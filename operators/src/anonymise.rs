@@ -12,9 +12,7 @@
 use std::borrow::Cow;
 
 use hmac::{Hmac, KeyInit, Mac};
-use millionx_dataflow::record::{
-    EnrichedOrder, EnrichedPost, Enrichment, MarketOrder, PiiReport, SocialPost,
-};
+use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, Enrichment, MarketOrder, PiiReport, SocialPost};
 use regex::Regex;
 use sha2::Sha256;
 
@@ -44,8 +42,7 @@ impl Anonymiser {
     pub fn new(key: &[u8]) -> Anonymiser {
         #[allow(clippy::expect_used)]
         Anonymiser {
-            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key)
-                .expect("HMAC accepts keys of any length"),
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length"),
             phone: Regex::new(PHONE).expect("static pattern"),
             email: Regex::new(EMAIL).expect("static pattern"),
         }
@@ -122,10 +119,7 @@ impl Anonymiser {
             language: p.language,
             posted_at: p.posted_at,
             extra: p.extra,
-            enrichment: Enrichment {
-                pii,
-                ..Enrichment::default()
-            },
+            enrichment: Enrichment { pii, ..Enrichment::default() },
         }
     }
 
@@ -157,10 +151,7 @@ impl Anonymiser {
             shipping_city: o.shipping_city,
             ordered_at: o.ordered_at,
             extra: o.extra,
-            enrichment: Enrichment {
-                pii,
-                ..Enrichment::default()
-            },
+            enrichment: Enrichment { pii, ..Enrichment::default() },
         }
     }
 }
@@ -199,10 +190,7 @@ mod tests {
     #[test]
     fn emails_and_clean_text() {
         let a = Anonymiser::new(DEVELOPMENT_KEY);
-        assert_eq!(
-            a.redact("mail user123@yahoo.com or DM"),
-            (Cow::Borrowed("mail [EMAIL] or DM"), true)
-        );
+        assert_eq!(a.redact("mail user123@yahoo.com or DM"), (Cow::Borrowed("mail [EMAIL] or DM"), true));
         let (t, found) = a.redact("আজ ঢাকা এ খুব গরম! 😍 @daraz");
         assert!(!found);
         assert!(matches!(t, Cow::Borrowed(_)));

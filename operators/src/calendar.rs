@@ -24,8 +24,7 @@ impl LocalCalendar {
     /// Asia/Dhaka from the bundled IANA database (falls back to fixed UTC+6, Bangladesh's offset
     /// since 2010, should the database lack the zone).
     pub fn dhaka() -> LocalCalendar {
-        let tz =
-            TimeZone::get("Asia/Dhaka").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(6)));
+        let tz = TimeZone::get("Asia/Dhaka").unwrap_or_else(|_| TimeZone::fixed(jiff::tz::offset(6)));
         LocalCalendar { tz }
     }
 
@@ -36,11 +35,7 @@ impl LocalCalendar {
         };
         let local = ts.to_zoned_datetime(self.tz.clone());
         let weekday = local.weekday().to_monday_one_offset() as u8;
-        Calendar {
-            hour_of_day: local.hour() as u8,
-            weekday,
-            is_weekend: matches!(weekday, 5 | 6),
-        }
+        Calendar { hour_of_day: local.hour() as u8, weekday, is_weekend: matches!(weekday, 5 | 6) }
     }
 }
 
@@ -53,32 +48,11 @@ mod tests {
         let cal = LocalCalendar::dhaka();
         let at = |s: &str| cal.at(EventTime::parse_rfc3339(s).expect("valid"));
         // Thursday 2024-12-19 17:59Z = 23:59 Thursday local
-        assert_eq!(
-            at("2024-12-19T17:59:00Z"),
-            Calendar {
-                hour_of_day: 23,
-                weekday: 4,
-                is_weekend: false
-            }
-        );
+        assert_eq!(at("2024-12-19T17:59:00Z"), Calendar { hour_of_day: 23, weekday: 4, is_weekend: false });
         // 18:00Z = Friday 00:00 local
-        assert_eq!(
-            at("2024-12-19T18:00:00Z"),
-            Calendar {
-                hour_of_day: 0,
-                weekday: 5,
-                is_weekend: true
-            }
-        );
+        assert_eq!(at("2024-12-19T18:00:00Z"), Calendar { hour_of_day: 0, weekday: 5, is_weekend: true });
         // Saturday 2024-12-21 17:59Z = 23:59 Saturday local; 18:00Z = Sunday
         assert!(at("2024-12-21T17:59:00Z").is_weekend);
-        assert_eq!(
-            at("2024-12-21T18:00:00Z"),
-            Calendar {
-                hour_of_day: 0,
-                weekday: 7,
-                is_weekend: false
-            }
-        );
+        assert_eq!(at("2024-12-21T18:00:00Z"), Calendar { hour_of_day: 0, weekday: 7, is_weekend: false });
     }
 }

@@ -102,18 +102,12 @@ where
             let mut seen: HashMap<u128, i64> = HashMap::new();
             let mut by_hour: BTreeMap<i64, Vec<u128>> = BTreeMap::new();
             move |frontiers| {
-                records.for_each(|cap, data| {
-                    record_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
-                reports.for_each(|cap, data| {
-                    report_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
+                records.for_each(|cap, data| record_stash.stash(crate::progress::epoch_of(&cap), data));
+                reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
                 let frontier = input_frontier(frontiers);
                 let Some(caps) = held.as_mut() else { return };
                 let epochs = complete_union(
-                    record_stash
-                        .complete_epochs(frontier)
-                        .chain(report_stash.complete_epochs(frontier)),
+                    record_stash.complete_epochs(frontier).chain(report_stash.complete_epochs(frontier)),
                 );
                 let mut unique_handle = unique_out.activate();
                 let mut dup_handle = dup_out.activate();
@@ -141,11 +135,7 @@ where
                         }
                     }
                     // Forget keys whose hour ended more than the horizon before the watermark.
-                    let cutoff = tracker
-                        .watermark(stream)
-                        .0
-                        .saturating_sub(horizon_ms)
-                        .saturating_sub(HOUR_MS);
+                    let cutoff = tracker.watermark(stream).0.saturating_sub(horizon_ms).saturating_sub(HOUR_MS);
                     while let Some(entry) = by_hour.first_entry() {
                         if *entry.key() >= cutoff {
                             break;

@@ -12,10 +12,7 @@ use timely::progress::frontier::MutableAntichain;
 
 /// The least epoch any input may still deliver; `None` when every input has ended.
 pub fn input_frontier(frontiers: &[MutableAntichain<Epoch>]) -> Option<Epoch> {
-    frontiers
-        .iter()
-        .filter_map(|f| f.frontier().iter().min().copied())
-        .min()
+    frontiers.iter().filter_map(|f| f.frontier().iter().min().copied()).min()
 }
 
 /// The epoch of a received message: the least time of its stamp. A message sent under no
@@ -32,9 +29,7 @@ pub struct EpochStash<D> {
 
 impl<D> Default for EpochStash<D> {
     fn default() -> Self {
-        EpochStash {
-            by_epoch: BTreeMap::new(),
-        }
+        EpochStash { by_epoch: BTreeMap::new() }
     }
 }
 
@@ -51,10 +46,7 @@ impl<D> EpochStash<D> {
 
     /// Epochs held that are complete under `frontier` (all of them when `None`).
     pub fn complete_epochs(&self, frontier: Option<Epoch>) -> impl Iterator<Item = Epoch> + '_ {
-        self.by_epoch
-            .keys()
-            .copied()
-            .take_while(move |e| frontier.is_none_or(|f| *e < f))
+        self.by_epoch.keys().copied().take_while(move |e| frontier.is_none_or(|f| *e < f))
     }
 
     /// Removes and returns the data of `epoch` (empty if none).

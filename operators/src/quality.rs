@@ -106,11 +106,7 @@ struct OpenWindow {
 impl OpenWindow {
     fn new(stream: StreamKind, start: EventTime) -> OpenWindow {
         OpenWindow {
-            counts: QualityWindow {
-                stream: Some(stream),
-                start: Some(start),
-                ..QualityWindow::default()
-            },
+            counts: QualityWindow { stream: Some(stream), start: Some(start), ..QualityWindow::default() },
             // 2 significant digits over 1 ms .. ~35 years: a few KiB per window.
             lag: Histogram::new_with_bounds(1, 1 << 40, 2).ok(),
         }
@@ -128,14 +124,7 @@ impl OpenWindow {
                 *c.rejected.entry(reason.0.clone()).or_default() += 1;
             }
             Observation::Duplicate { .. } => c.duplicates += 1,
-            Observation::Emitted {
-                category,
-                pii_detected,
-                enriched,
-                embedded,
-                lag_ms,
-                ..
-            } => {
+            Observation::Emitted { category, pii_detected, enriched, embedded, lag_ms, .. } => {
                 c.emitted += 1;
                 c.pii_detected += u64::from(*pii_detected);
                 c.enriched += u64::from(*enriched);
@@ -152,10 +141,7 @@ impl OpenWindow {
 
     fn close(mut self) -> QualityWindow {
         if let Some(h) = &self.lag {
-            self.counts.lag_ms = h
-                .iter_recorded()
-                .map(|v| (v.value_iterated_to(), v.count_at_value()))
-                .collect();
+            self.counts.lag_ms = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
         }
         self.counts
     }
@@ -203,18 +189,12 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
             let mut closed_before: BTreeMap<StreamKind, EventTime> = BTreeMap::new();
             let mut untimed: Vec<Observation> = Vec::new();
             move |frontiers| {
-                observations
-                    .for_each(|cap, data| obs_stash.stash(crate::progress::epoch_of(&cap), data));
-                reports.for_each(|cap, data| {
-                    report_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
+                observations.for_each(|cap, data| obs_stash.stash(crate::progress::epoch_of(&cap), data));
+                reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
                 let frontier = input_frontier(frontiers);
                 let Some(cap) = held.as_mut() else { return };
-                let epochs = complete_union(
-                    obs_stash
-                        .complete_epochs(frontier)
-                        .chain(report_stash.complete_epochs(frontier)),
-                );
+                let epochs =
+                    complete_union(obs_stash.complete_epochs(frontier).chain(report_stash.complete_epochs(frontier)));
                 let mut handle = out.activate();
                 for epoch in epochs {
                     for r in report_stash.take(epoch) {
@@ -223,26 +203,19 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                     let mut add = |o: Observation, t: EventTime| {
                         let stream = o.stream();
                         let start = t.hour_floor();
-                        if closed_before
-                            .get(&stream)
-                            .is_some_and(|c| start.plus_ms(HOUR_MS) <= *c)
-                        {
+                        if closed_before.get(&stream).is_some_and(|c| start.plus_ms(HOUR_MS) <= *c) {
                             *stats.borrow_mut().late.entry(stream).or_default() += 1;
                             return;
                         }
-                        open.entry((stream, start))
-                            .or_insert_with(|| OpenWindow::new(stream, start))
-                            .add(&o);
+                        open.entry((stream, start)).or_insert_with(|| OpenWindow::new(stream, start)).add(&o);
                     };
                     // Lines without an event time count in the hour of the largest event time read so far.
-                    untimed.extend(obs_stash.take(epoch).into_iter().filter_map(|o| {
-                        match o.event_time() {
-                            Some(t) => {
-                                add(o, t);
-                                None
-                            }
-                            None => Some(o),
+                    untimed.extend(obs_stash.take(epoch).into_iter().filter_map(|o| match o.event_time() {
+                        Some(t) => {
+                            add(o, t);
+                            None
                         }
+                        None => Some(o),
                     }));
                     untimed.retain(|o| match tracker.max_event_time(o.stream()) {
                         Some(t) => {
@@ -275,14 +248,10 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                     Some(f) => cap.downgrade(&f),
                     None => {
                         let at = *cap.time();
-                        let rest: Vec<QualityWindow> = std::mem::take(&mut open)
-                            .into_values()
-                            .map(OpenWindow::close)
-                            .collect();
+                        let rest: Vec<QualityWindow> =
+                            std::mem::take(&mut open).into_values().map(OpenWindow::close).collect();
                         if !rest.is_empty() {
-                            handle
-                                .session(&cap.delayed(&at))
-                                .give_iterator(rest.into_iter());
+                            handle.session(&cap.delayed(&at)).give_iterator(rest.into_iter());
                         }
                         held = None;
                     }
@@ -293,9 +262,7 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
         partials.unary_frontier(
             Exchange::new(|w: &QualityWindow| {
                 let stream = w.stream.map_or(0, |s| s as u64);
-                (w.start.map_or(0, |t| t.0) as u64)
-                    .wrapping_mul(31)
-                    .wrapping_add(stream)
+                (w.start.map_or(0, |t| t.0) as u64).wrapping_mul(31).wrapping_add(stream)
             }),
             "QualityMerge",
             |cap, _info| {
@@ -307,16 +274,12 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                     let Some(cap) = held.as_mut() else { return };
                     let epochs: Vec<Epoch> = stash.complete_epochs(f).collect();
                     for epoch in epochs {
-                        let mut merged: BTreeMap<
-                            (Option<StreamKind>, Option<EventTime>),
-                            QualityWindow,
-                        > = BTreeMap::new();
+                        let mut merged: BTreeMap<(Option<StreamKind>, Option<EventTime>), QualityWindow> =
+                            BTreeMap::new();
                         for w in stash.take(epoch) {
                             merged.entry((w.stream, w.start)).or_default().merge(&w);
                         }
-                        output
-                            .session(&cap.delayed(&epoch))
-                            .give_iterator(merged.into_values());
+                        output.session(&cap.delayed(&epoch)).give_iterator(merged.into_values());
                     }
                     match f {
                         Some(f) => cap.downgrade(&f),

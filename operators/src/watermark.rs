@@ -51,79 +51,63 @@ impl<'scope> WatermarkReports<'scope> for Stream<'scope, Epoch, Vec<Meta>> {
         partitions: Vec<u32>,
         reader: u32,
     ) -> Stream<'scope, Epoch, Vec<WatermarkReport>> {
-        self.unary_frontier(
-            Pipeline,
-            &format!("Watermarks({})", stream.name()),
-            move |cap, _info| {
-                let mut held = Some(cap);
-                let mut max: BTreeMap<u32, Option<EventTime>> =
-                    partitions.iter().map(|p| (*p, None)).collect();
-                let mut pending: BTreeMap<Epoch, BTreeMap<u32, EventTime>> = BTreeMap::new();
-                let mut announced = false;
-                // The final report must not precede the data it covers.
-                let mut last_epoch: Epoch = 0;
-                let report =
-                    move |partition: u32, max: Option<EventTime>, done: bool| WatermarkReport {
-                        stream,
-                        partition,
-                        reader,
-                        max_event_time: max,
-                        done,
-                        idle: false,
+        self.unary_frontier(Pipeline, &format!("Watermarks({})", stream.name()), move |cap, _info| {
+            let mut held = Some(cap);
+            let mut max: BTreeMap<u32, Option<EventTime>> = partitions.iter().map(|p| (*p, None)).collect();
+            let mut pending: BTreeMap<Epoch, BTreeMap<u32, EventTime>> = BTreeMap::new();
+            let mut announced = false;
+            // The final report must not precede the data it covers.
+            let mut last_epoch: Epoch = 0;
+            let report = move |partition: u32, max: Option<EventTime>, done: bool| WatermarkReport {
+                stream,
+                partition,
+                reader,
+                max_event_time: max,
+                done,
+                idle: false,
+            };
+            move |(input, frontier), output| {
+                input.for_each(|cap, data| {
+                    let epoch = epoch_of(&cap);
+                    last_epoch = last_epoch.max(epoch);
+                    let slot = pending.entry(epoch).or_default();
+                    for m in data.iter() {
+                        let e = slot.entry(m.origin.partition).or_insert(m.event_time);
+                        *e = (*e).max(m.event_time);
+                    }
+                });
+                let Some(cap) = held.as_mut() else { return };
+                if !announced {
+                    announced = true;
+                    output.session(&*cap).give_iterator(max.iter().map(|(p, m)| report(*p, *m, false)));
+                }
+                let f = frontier.frontier().iter().min().copied();
+                let complete: Vec<Epoch> = pending.keys().copied().take_while(|e| f.is_none_or(|f| *e < f)).collect();
+                for epoch in complete {
+                    let Some(maxes) = pending.remove(&epoch) else {
+                        continue;
                     };
-                move |(input, frontier), output| {
-                    input.for_each(|cap, data| {
-                        let epoch = epoch_of(&cap);
-                        last_epoch = last_epoch.max(epoch);
-                        let slot = pending.entry(epoch).or_default();
-                        for m in data.iter() {
-                            let e = slot.entry(m.origin.partition).or_insert(m.event_time);
-                            *e = (*e).max(m.event_time);
-                        }
-                    });
-                    let Some(cap) = held.as_mut() else { return };
-                    if !announced {
-                        announced = true;
-                        output
-                            .session(&*cap)
-                            .give_iterator(max.iter().map(|(p, m)| report(*p, *m, false)));
-                    }
-                    let f = frontier.frontier().iter().min().copied();
-                    let complete: Vec<Epoch> = pending
-                        .keys()
-                        .copied()
-                        .take_while(|e| f.is_none_or(|f| *e < f))
-                        .collect();
-                    for epoch in complete {
-                        let Some(maxes) = pending.remove(&epoch) else {
-                            continue;
-                        };
-                        let mut changed = Vec::new();
-                        for (p, t) in maxes {
-                            let slot = max.entry(p).or_insert(None);
-                            if slot.is_none_or(|m| t > m) {
-                                *slot = Some(t);
-                                changed.push(report(p, Some(t), false));
-                            }
-                        }
-                        if !changed.is_empty() {
-                            output
-                                .session(&cap.delayed(&epoch))
-                                .give_iterator(changed.into_iter());
+                    let mut changed = Vec::new();
+                    for (p, t) in maxes {
+                        let slot = max.entry(p).or_insert(None);
+                        if slot.is_none_or(|m| t > m) {
+                            *slot = Some(t);
+                            changed.push(report(p, Some(t), false));
                         }
                     }
-                    match f {
-                        Some(f) => cap.downgrade(&f),
-                        None => {
-                            let at = cap.delayed(&last_epoch.max(*cap.time()));
-                            output
-                                .session(&at)
-                                .give_iterator(max.iter().map(|(p, m)| report(*p, *m, true)));
-                            held = None;
-                        }
+                    if !changed.is_empty() {
+                        output.session(&cap.delayed(&epoch)).give_iterator(changed.into_iter());
                     }
                 }
-            },
-        )
+                match f {
+                    Some(f) => cap.downgrade(&f),
+                    None => {
+                        let at = cap.delayed(&last_epoch.max(*cap.time()));
+                        output.session(&at).give_iterator(max.iter().map(|(p, m)| report(*p, *m, true)));
+                        held = None;
+                    }
+                }
+            }
+        })
     }
 }

@@ -71,10 +71,7 @@ impl WeatherTable {
 
     /// The latest reading of `city` at or before `t`, at most `max_age_ms` older.
     pub fn as_of(&self, city: City, t: EventTime, max_age_ms: i64) -> Option<&WeatherContext> {
-        self.readings
-            .range((city, t.plus_ms(-max_age_ms))..=(city, t))
-            .next_back()
-            .map(|(_, w)| w)
+        self.readings.range((city, t.plus_ms(-max_age_ms))..=(city, t)).next_back().map(|(_, w)| w)
     }
 
     /// Forgets readings older than `before`.
@@ -94,8 +91,7 @@ where
         mut tracker: Watermarks,
         max_age_ms: i64,
     ) -> Stream<'scope, Epoch, Vec<T>> {
-        let mut builder =
-            OperatorBuilder::new(format!("WeatherJoin({})", T::STREAM.name()), self.scope());
+        let mut builder = OperatorBuilder::new(format!("WeatherJoin({})", T::STREAM.name()), self.scope());
         let mut records = builder.new_input(self, Pipeline);
         let mut weather = builder.new_input(readings, Pipeline);
         let mut reports = builder.new_input(watermarks, Pipeline);
@@ -110,15 +106,9 @@ where
             let mut table = WeatherTable::default();
             let mut pending: BTreeMap<EventTime, Vec<T>> = BTreeMap::new();
             move |frontiers| {
-                records.for_each(|cap, data| {
-                    record_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
-                weather.for_each(|cap, data| {
-                    weather_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
-                reports.for_each(|cap, data| {
-                    report_stash.stash(crate::progress::epoch_of(&cap), data)
-                });
+                records.for_each(|cap, data| record_stash.stash(crate::progress::epoch_of(&cap), data));
+                weather.for_each(|cap, data| weather_stash.stash(crate::progress::epoch_of(&cap), data));
+                reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
                 let frontier = input_frontier(frontiers);
                 let Some(cap) = held.as_mut() else { return };
                 let epochs = complete_union(
@@ -149,10 +139,7 @@ where
                     }
                     let wm = tracker.watermark(StreamKind::Weather);
                     let rest = pending.split_off(&wm);
-                    let mut ready: Vec<T> = std::mem::replace(&mut pending, rest)
-                        .into_values()
-                        .flatten()
-                        .collect();
+                    let mut ready: Vec<T> = std::mem::replace(&mut pending, rest).into_values().flatten().collect();
                     // Records the watermark has already passed skip the pending table.
                     for r in record_stash.take(epoch) {
                         if r.meta().event_time < wm {
@@ -171,14 +158,7 @@ where
                     None => {
                         // Every input has ended: the weather is complete, release what is left.
                         let at = *cap.time();
-                        release(
-                            std::mem::take(&mut pending)
-                                .into_values()
-                                .flatten()
-                                .collect(),
-                            at,
-                            &table,
-                        );
+                        release(std::mem::take(&mut pending).into_values().flatten().collect(), at, &table);
                         held = None;
                     }
                 }
@@ -196,11 +176,7 @@ mod tests {
     fn reading(city: City, t: i64, condition: &str) -> WeatherReading {
         WeatherReading {
             meta: Meta {
-                origin: Origin {
-                    stream: StreamKind::Weather,
-                    partition: 0,
-                    offset: 0,
-                },
+                origin: Origin { stream: StreamKind::Weather, partition: 0, offset: 0 },
                 event_time: EventTime(t),
                 ingest_ns: 0,
             },
@@ -235,36 +211,12 @@ mod tests {
         t.insert(&reading(City::Dhaka, 0, "Clear"));
         t.insert(&reading(City::Dhaka, h, "Rain"));
         t.insert(&reading(City::Sylhet, 2 * h, "Fog"));
-        assert_eq!(
-            t.as_of(City::Dhaka, EventTime(h - 1), 3 * h)
-                .map(|w| w.condition.as_str()),
-            Some("Clear")
-        );
-        assert_eq!(
-            t.as_of(City::Dhaka, EventTime(h), 3 * h)
-                .map(|w| w.condition.as_str()),
-            Some("Rain")
-        );
-        assert_eq!(
-            t.as_of(City::Dhaka, EventTime(4 * h), 3 * h)
-                .map(|w| w.condition.as_str()),
-            Some("Rain")
-        );
-        assert_eq!(
-            t.as_of(City::Dhaka, EventTime(4 * h + 1), 3 * h),
-            None,
-            "older than 3 h"
-        );
-        assert_eq!(
-            t.as_of(City::Dhaka, EventTime(-1), 3 * h),
-            None,
-            "nothing at or before"
-        );
-        assert_eq!(
-            t.as_of(City::Sylhet, EventTime(2 * h), 3 * h)
-                .map(|w| w.condition.as_str()),
-            Some("Fog")
-        );
+        assert_eq!(t.as_of(City::Dhaka, EventTime(h - 1), 3 * h).map(|w| w.condition.as_str()), Some("Clear"));
+        assert_eq!(t.as_of(City::Dhaka, EventTime(h), 3 * h).map(|w| w.condition.as_str()), Some("Rain"));
+        assert_eq!(t.as_of(City::Dhaka, EventTime(4 * h), 3 * h).map(|w| w.condition.as_str()), Some("Rain"));
+        assert_eq!(t.as_of(City::Dhaka, EventTime(4 * h + 1), 3 * h), None, "older than 3 h");
+        assert_eq!(t.as_of(City::Dhaka, EventTime(-1), 3 * h), None, "nothing at or before");
+        assert_eq!(t.as_of(City::Sylhet, EventTime(2 * h), 3 * h).map(|w| w.condition.as_str()), Some("Fog"));
         t.prune(EventTime(h));
         assert_eq!(t.as_of(City::Dhaka, EventTime(h - 1), 3 * h), None);
     }

@@ -23,24 +23,14 @@ pub fn shared(rel: &str, test: &str) -> Option<PathBuf> {
         return Some(p);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "{test}: {} is missing and CI=true: the shared folder must be present in CI",
-            p.display()
-        );
+        panic!("{test}: {} is missing and CI=true: the shared folder must be present in CI", p.display());
     }
-    eprintln!(
-        "SKIPPED {test}: {} not found (runs in CI, where ../shared exists)",
-        p.display()
-    );
+    eprintln!("SKIPPED {test}: {} not found (runs in CI, where ../shared exists)", p.display());
     None
 }
 
 pub fn millionx(args: &[&str]) -> Output {
-    let out = Command::new(bin())
-        .args(args)
-        .env("MILLIONX_PII_KEY", "test-key")
-        .output()
-        .expect("run millionx");
+    let out = Command::new(bin()).args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
     out
 }
 
@@ -59,13 +49,7 @@ pub fn gen_py(out: &Path, args: &[&str]) -> bool {
     let Some(script) = shared("datagen/gen.py", "gen.py") else {
         return false;
     };
-    let status = Command::new("python3")
-        .arg(script)
-        .arg("--out")
-        .arg(out)
-        .args(args)
-        .status()
-        .expect("python3");
+    let status = Command::new("python3").arg(script).arg("--out").arg(out).args(args).status().expect("python3");
     assert!(status.success());
     true
 }
@@ -106,8 +90,7 @@ pub fn objects(dir: &Path) -> Vec<Value> {
     files(dir)
         .iter()
         .flat_map(|f| {
-            let body: Value =
-                serde_json::from_str(&std::fs::read_to_string(f).unwrap()).expect("valid body");
+            let body: Value = serde_json::from_str(&std::fs::read_to_string(f).unwrap()).expect("valid body");
             let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
             assert_eq!(keys, vec!["objects"], "{}", f.display());
             body["objects"].as_array().unwrap().clone()
@@ -118,12 +101,7 @@ pub fn objects(dir: &Path) -> Vec<Value> {
 /// The outputs of a run as comparable sets, without the wall-clock fields.
 pub fn canonical(out: &Path) -> BTreeMap<String, Vec<String>> {
     let mut sets = BTreeMap::new();
-    for table in [
-        "SOCIAL_POSTS",
-        "MARKET_ORDERS",
-        "PRICE_HISTORY",
-        "WEATHER_LOGS",
-    ] {
+    for table in ["SOCIAL_POSTS", "MARKET_ORDERS", "PRICE_HISTORY", "WEATHER_LOGS"] {
         let mut rows: Vec<String> = ndjson(&out.join("snowflake").join(table))
             .into_iter()
             .map(|mut r| {
@@ -138,10 +116,7 @@ pub fn canonical(out: &Path) -> BTreeMap<String, Vec<String>> {
         let mut objs: Vec<String> = objects(&out.join("weaviate").join(class))
             .into_iter()
             .map(|mut o| {
-                o["properties"]
-                    .as_object_mut()
-                    .unwrap()
-                    .remove("ingestedAt");
+                o["properties"].as_object_mut().unwrap().remove("ingestedAt");
                 o.to_string()
             })
             .collect();

@@ -141,8 +141,7 @@ mod tests {
 
     #[test]
     fn slots_and_extra() {
-        let o = Object::parse(r#"{"a":1,"x":{"k":[1, 2]},"b":null,"a":2,"we\"ird":"v"}"#)
-            .expect("object");
+        let o = Object::parse(r#"{"a":1,"x":{"k":[1, 2]},"b":null,"a":2,"we\"ird":"v"}"#).expect("object");
         let (s, extra) = o.slots(&["a", "b"]);
         assert_eq!(s[0].map(|v| v.get()), Some("2"));
         assert!(s[1].is_none(), "null is absent");
@@ -162,14 +161,8 @@ mod tests {
         assert_eq!(number(&v("4")), Some(4.0));
         assert_eq!(number(&v("true")), None);
         assert_eq!(string(&v(r#""a\nb""#)).as_deref(), Some("a\nb"));
-        assert!(matches!(
-            string(&v(r#""plain""#)),
-            Some(Cow::Borrowed("plain"))
-        ));
-        assert_eq!(
-            strings(&v(r##"["#a","#b"]"##)),
-            Some(vec!["#a".to_owned(), "#b".to_owned()])
-        );
+        assert!(matches!(string(&v(r#""plain""#)), Some(Cow::Borrowed("plain"))));
+        assert_eq!(strings(&v(r##"["#a","#b"]"##)), Some(vec!["#a".to_owned(), "#b".to_owned()]));
         assert_eq!(strings(&v("[1]")), None);
     }
 

@@ -25,10 +25,8 @@ const NAMES: [&str; 17] = [
     "shippingCity",
     "orderedAt",
 ];
-const REQUIRED: [bool; 17] = [
-    true, true, true, false, false, true, true, true, true, true, true, true, true, false, false,
-    true, true,
-];
+const REQUIRED: [bool; 17] =
+    [true, true, true, false, false, true, true, true, true, true, true, true, true, false, false, true, true];
 
 /// Largest allowed `|totalPrice − quantity × unitPrice|`, BDT (PIPELINE.md).
 pub const PRICE_TOLERANCE_BDT: f64 = 0.01;
@@ -37,20 +35,14 @@ pub const PRICE_TOLERANCE_BDT: f64 = 0.01;
 ///
 /// Errors: a [`Rejection`] with the PIPELINE.md reason of the first failing rule.
 pub fn validate(line: &RawLine) -> Result<MarketOrder, Rejection> {
-    let obj = Object::parse(&line.payload).ok_or(Rejection {
-        reason: Reason::bare("parse_error"),
-        event_time: None,
-    })?;
+    let obj =
+        Object::parse(&line.payload).ok_or(Rejection { reason: Reason::bare("parse_error"), event_time: None })?;
     let (s, extra) = obj.slots(&NAMES);
     let event_time = rules::event_time_of(s[16]);
     check(line, &s, extra).map_err(|reason| Rejection { reason, event_time })
 }
 
-fn check(
-    line: &RawLine,
-    s: &[Option<&serde_json::value::RawValue>; 17],
-    extra: String,
-) -> rules::Check<MarketOrder> {
+fn check(line: &RawLine, s: &[Option<&serde_json::value::RawValue>; 17], extra: String) -> rules::Check<MarketOrder> {
     rules::require(s, &NAMES, &REQUIRED)?;
     let order_id = rules::req_str(s[0], NAMES[0])?;
     let platform = rules::req_str(s[1], NAMES[1])?;
@@ -81,11 +73,7 @@ fn check(
     rules::no_control_chars(&product_name, NAMES[6])?;
 
     Ok(MarketOrder {
-        meta: Meta {
-            origin: line.origin,
-            event_time,
-            ingest_ns: line.ingest_ns,
-        },
+        meta: Meta { origin: line.origin, event_time, ingest_ns: line.ingest_ns },
         order_id: order_id.into_owned(),
         platform: platform.into_owned(),
         customer_id: customer_id.into_owned(),
@@ -116,11 +104,7 @@ mod tests {
 
     fn reason(payload: &str) -> String {
         let line = RawLine {
-            origin: Origin {
-                stream: StreamKind::Market,
-                partition: 0,
-                offset: 0,
-            },
+            origin: Origin { stream: StreamKind::Market, partition: 0, offset: 0 },
             ingest_ns: 0,
             payload: payload.into(),
         };
@@ -130,51 +114,28 @@ mod tests {
     #[test]
     fn good_order() {
         let line = RawLine {
-            origin: Origin {
-                stream: StreamKind::Market,
-                partition: 0,
-                offset: 0,
-            },
+            origin: Origin { stream: StreamKind::Market, partition: 0, offset: 0 },
             ingest_ns: 0,
             payload: GOOD.into(),
         };
         let o = validate(&line).expect("valid");
-        assert_eq!(
-            (o.quantity, o.unit_price, o.total_price),
-            (2, 1450.5, 2901.0)
-        );
+        assert_eq!((o.quantity, o.unit_price, o.total_price), (2, 1450.5, 2901.0));
         assert_eq!(o.shipping_city, City::Dhaka);
         assert_eq!(o.meta.event_time.0, 1_734_235_200_000);
     }
 
     #[test]
     fn each_rule() {
+        assert_eq!(reason(&GOOD.replace("\"quantity\":2", "\"quantity\":\"two\"")), "wrong_type:quantity");
+        assert_eq!(reason(&GOOD.replace("\"unitPrice\":1450.5", "\"unitPrice\":-1450.5")), "out_of_range:unitPrice");
         assert_eq!(
-            reason(&GOOD.replace("\"quantity\":2", "\"quantity\":\"two\"")),
-            "wrong_type:quantity"
-        );
-        assert_eq!(
-            reason(&GOOD.replace("\"unitPrice\":1450.5", "\"unitPrice\":-1450.5")),
-            "out_of_range:unitPrice"
-        );
-        assert_eq!(
-            reason(&GOOD.replace(
-                "\"shippingCity\":\"Dhaka\"",
-                "\"shippingCity\":\"Atlantis\""
-            )),
+            reason(&GOOD.replace("\"shippingCity\":\"Dhaka\"", "\"shippingCity\":\"Atlantis\"")),
             "unknown_city:shippingCity"
         );
-        assert_eq!(
-            reason(&GOOD.replace("2901.0", "8704.0")),
-            "inconsistent:totalPrice"
-        );
+        assert_eq!(reason(&GOOD.replace("2901.0", "8704.0")), "inconsistent:totalPrice");
         let within = GOOD.replace("2901.0", "2901.009");
         let line = RawLine {
-            origin: Origin {
-                stream: StreamKind::Market,
-                partition: 0,
-                offset: 0,
-            },
+            origin: Origin { stream: StreamKind::Market, partition: 0, offset: 0 },
             ingest_ns: 0,
             payload: within,
         };

@@ -43,11 +43,8 @@ pub type Schema<T> = fn(&RawLine) -> Result<T, Rejection>;
 /// The outputs of [`Validate::validate`]: valid records, dead letters, and the [`Meta`] of every
 /// valid record (a light stream for watermarks and quality counts, so the records themselves have a
 /// single consumer and are never cloned).
-pub type Validated<'scope, T> = (
-    Stream<'scope, Epoch, Vec<T>>,
-    Stream<'scope, Epoch, Vec<DeadLetter>>,
-    Stream<'scope, Epoch, Vec<Meta>>,
-);
+pub type Validated<'scope, T> =
+    (Stream<'scope, Epoch, Vec<T>>, Stream<'scope, Epoch, Vec<DeadLetter>>, Stream<'scope, Epoch, Vec<Meta>>);
 
 /// Splits a stream of raw lines into valid records and dead letters.
 pub trait Validate<'scope> {
@@ -62,31 +59,18 @@ impl<'scope> Validate<'scope> for Stream<'scope, Epoch, Vec<RawLine>> {
         let (ok_out, ok) = builder.new_output::<Vec<T>>();
         let (dead_out, dead) = builder.new_output::<Vec<DeadLetter>>();
         let (meta_out, metas) = builder.new_output::<Vec<Meta>>();
-        let (mut ok_out, mut dead_out, mut meta_out) = (
-            OutputBuilder::from(ok_out),
-            OutputBuilder::from(dead_out),
-            OutputBuilder::from(meta_out),
-        );
+        let (mut ok_out, mut dead_out, mut meta_out) =
+            (OutputBuilder::from(ok_out), OutputBuilder::from(dead_out), OutputBuilder::from(meta_out));
         builder.build(move |_caps| {
             move |_frontiers| {
-                let (mut ok_h, mut dead_h, mut meta_h) =
-                    (ok_out.activate(), dead_out.activate(), meta_out.activate());
+                let (mut ok_h, mut dead_h, mut meta_h) = (ok_out.activate(), dead_out.activate(), meta_out.activate());
                 input.for_each(|cap, lines| {
-                    let (ok_cap, dead_cap, meta_cap) = (
-                        cap.retain_least(0),
-                        cap.retain_least(1),
-                        cap.retain_least(2),
-                    );
-                    let (Some(ok_cap), Some(dead_cap), Some(meta_cap)) =
-                        (ok_cap, dead_cap, meta_cap)
-                    else {
+                    let (ok_cap, dead_cap, meta_cap) = (cap.retain_least(0), cap.retain_least(1), cap.retain_least(2));
+                    let (Some(ok_cap), Some(dead_cap), Some(meta_cap)) = (ok_cap, dead_cap, meta_cap) else {
                         return;
                     };
-                    let (mut ok_s, mut dead_s, mut meta_s) = (
-                        ok_h.session(&ok_cap),
-                        dead_h.session(&dead_cap),
-                        meta_h.session(&meta_cap),
-                    );
+                    let (mut ok_s, mut dead_s, mut meta_s) =
+                        (ok_h.session(&ok_cap), dead_h.session(&dead_cap), meta_h.session(&meta_cap));
                     let received_ns = now_unix_ns();
                     for line in lines.drain(..) {
                         match schema(&line) {

@@ -25,11 +25,7 @@ pub const MAX_CONTENT_CHARS: usize = 10_000;
 pub type Check<T> = Result<T, Reason>;
 
 /// Fails with `missing_field:F` for the first required slot that is absent or null.
-pub fn require<const N: usize>(
-    slots: &[Option<&RawValue>; N],
-    names: &[&str; N],
-    required: &[bool; N],
-) -> Check<()> {
+pub fn require<const N: usize>(slots: &[Option<&RawValue>; N], names: &[&str; N], required: &[bool; N]) -> Check<()> {
     for i in 0..N {
         if required[i] && slots[i].is_none() {
             return Err(Reason::field("missing_field", names[i]));
@@ -40,32 +36,27 @@ pub fn require<const N: usize>(
 
 /// A required string (`wrong_type:F` otherwise). Call after [`require`].
 pub fn req_str<'a>(v: Option<&'a RawValue>, name: &str) -> Check<Cow<'a, str>> {
-    v.and_then(fields::string)
-        .ok_or_else(|| Reason::field("wrong_type", name))
+    v.and_then(fields::string).ok_or_else(|| Reason::field("wrong_type", name))
 }
 
 /// An optional string.
 pub fn opt_str<'a>(v: Option<&'a RawValue>, name: &str) -> Check<Option<Cow<'a, str>>> {
-    v.map(|v| fields::string(v).ok_or_else(|| Reason::field("wrong_type", name)))
-        .transpose()
+    v.map(|v| fields::string(v).ok_or_else(|| Reason::field("wrong_type", name))).transpose()
 }
 
 /// A required JSON integer.
 pub fn req_int(v: Option<&RawValue>, name: &str) -> Check<i64> {
-    v.and_then(fields::integer)
-        .ok_or_else(|| Reason::field("wrong_type", name))
+    v.and_then(fields::integer).ok_or_else(|| Reason::field("wrong_type", name))
 }
 
 /// A required JSON number.
 pub fn req_num(v: Option<&RawValue>, name: &str) -> Check<f64> {
-    v.and_then(fields::number)
-        .ok_or_else(|| Reason::field("wrong_type", name))
+    v.and_then(fields::number).ok_or_else(|| Reason::field("wrong_type", name))
 }
 
 /// An optional JSON number.
 pub fn opt_num(v: Option<&RawValue>, name: &str) -> Check<Option<f64>> {
-    v.map(|v| fields::number(v).ok_or_else(|| Reason::field("wrong_type", name)))
-        .transpose()
+    v.map(|v| fields::number(v).ok_or_else(|| Reason::field("wrong_type", name))).transpose()
 }
 
 /// `out_of_range:F` when negative; else the value as unsigned.
@@ -94,8 +85,7 @@ pub fn timestamp(v: &str, name: &str) -> Check<EventTime> {
 
 /// The event time of a timestamp slot, if it is a parseable string (for dead-letter placement).
 pub fn event_time_of(v: Option<&RawValue>) -> Option<EventTime> {
-    v.and_then(fields::string)
-        .and_then(|s| EventTime::parse_rfc3339(&s))
+    v.and_then(fields::string).and_then(|s| EventTime::parse_rfc3339(&s))
 }
 
 /// `too_long:F` when longer than [`MAX_CONTENT_CHARS`] Unicode scalar values.
@@ -109,9 +99,7 @@ pub fn not_too_long(v: &str, name: &str) -> Check<()> {
 /// `control_chars:F` when the text holds a C0 control character other than tab, LF, CR.
 /// Zero-width joiners (U+200C/U+200D) are format characters, not controls, and pass.
 pub fn no_control_chars(v: &str, name: &str) -> Check<()> {
-    if v.bytes()
-        .any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r'))
-    {
+    if v.bytes().any(|b| b < 0x20 && !matches!(b, b'\t' | b'\n' | b'\r')) {
         return Err(Reason::field("control_chars", name));
     }
     Ok(())
@@ -125,10 +113,7 @@ mod tests {
     fn control_characters() {
         assert!(no_control_chars("a\tb\r\nc", "content").is_ok());
         assert!(no_control_chars("কি\u{200d}নলাম\u{200c}", "content").is_ok());
-        assert_eq!(
-            no_control_chars("bad\u{0}x", "content"),
-            Err(Reason::field("control_chars", "content"))
-        );
+        assert_eq!(no_control_chars("bad\u{0}x", "content"), Err(Reason::field("control_chars", "content")));
     }
 
     #[test]

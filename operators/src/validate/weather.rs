@@ -23,9 +23,7 @@ const NAMES: [&str; 14] = [
     "sunrise",
     "sunset",
 ];
-const REQUIRED: [bool; 14] = [
-    true, true, true, true, true, true, true, true, true, false, true, true, true, true,
-];
+const REQUIRED: [bool; 14] = [true, true, true, true, true, true, true, true, true, false, true, true, true, true];
 
 /// Plausible air temperature in Bangladesh, °C: readings outside are rejected (`out_of_range`).
 /// Bangladesh's recorded extremes are about 1 °C to 45 °C; the bounds leave a wide margin.
@@ -36,10 +34,8 @@ pub const PLAUSIBLE_CELSIUS: std::ops::RangeInclusive<f64> = -10.0..=60.0;
 /// Errors: a [`Rejection`] with the PIPELINE.md reason of the first failing rule; nested fields are
 /// named with a dot (`temperature.current`).
 pub fn validate(line: &RawLine) -> Result<WeatherReading, Rejection> {
-    let obj = Object::parse(&line.payload).ok_or(Rejection {
-        reason: Reason::bare("parse_error"),
-        event_time: None,
-    })?;
+    let obj =
+        Object::parse(&line.payload).ok_or(Rejection { reason: Reason::bare("parse_error"), event_time: None })?;
     let (s, _extra) = obj.slots(&NAMES);
     let event_time = rules::event_time_of(s[4]);
     check(line, &s).map_err(|reason| Rejection { reason, event_time })
@@ -51,15 +47,10 @@ fn nested<'a, const N: usize>(
     name: &str,
     keys: &[&str; N],
 ) -> Check<[Option<&'a RawValue>; N]> {
-    let obj = v
-        .and_then(fields::object)
-        .ok_or_else(|| Reason::field("wrong_type", name))?;
+    let obj = v.and_then(fields::object).ok_or_else(|| Reason::field("wrong_type", name))?;
     let (slots, _) = obj.slots(keys);
     if let Some(i) = slots.iter().position(Option::is_none) {
-        return Err(Reason::field(
-            "missing_field",
-            &format!("{name}.{}", keys[i]),
-        ));
+        return Err(Reason::field("missing_field", &format!("{name}.{}", keys[i])));
     }
     Ok(slots)
 }
@@ -67,11 +58,7 @@ fn nested<'a, const N: usize>(
 fn check(line: &RawLine, s: &[Option<&RawValue>; 14]) -> Check<WeatherReading> {
     rules::require(s, &NAMES, &REQUIRED)?;
     let weather = nested(s[5], "weather", &["condition", "description", "icon"])?;
-    let temperature = nested(
-        s[6],
-        "temperature",
-        &["current", "feels_like", "min", "max"],
-    )?;
+    let temperature = nested(s[6], "temperature", &["current", "feels_like", "min", "max"])?;
     let wind = nested(s[10], "wind", &["speed", "degree"])?;
 
     let city = rules::req_str(s[0], "city")?;
@@ -105,15 +92,9 @@ fn check(line: &RawLine, s: &[Option<&RawValue>; 14]) -> Check<WeatherReading> {
     let event_time = rules::timestamp(&timestamp, "timestamp")?;
 
     // Compact re-encoding keeps the raw record on one line whatever the producer's formatting.
-    let raw = serde_json::from_str::<serde_json::Value>(&line.payload)
-        .map(|v| v.to_string())
-        .unwrap_or_default();
+    let raw = serde_json::from_str::<serde_json::Value>(&line.payload).map(|v| v.to_string()).unwrap_or_default();
     Ok(WeatherReading {
-        meta: Meta {
-            origin: line.origin,
-            event_time,
-            ingest_ns: line.ingest_ns,
-        },
+        meta: Meta { origin: line.origin, event_time, ingest_ns: line.ingest_ns },
         city,
         country: country.into_owned(),
         latitude,
@@ -147,11 +128,7 @@ mod tests {
 
     fn check_line(payload: &str) -> Result<WeatherReading, Rejection> {
         validate(&RawLine {
-            origin: Origin {
-                stream: StreamKind::Weather,
-                partition: 0,
-                offset: 0,
-            },
+            origin: Origin { stream: StreamKind::Weather, partition: 0, offset: 0 },
             ingest_ns: 0,
             payload: payload.into(),
         })
@@ -160,35 +137,17 @@ mod tests {
     #[test]
     fn good_reading() {
         let r = check_line(GOOD).expect("valid");
-        assert_eq!(
-            (r.city, r.temperature, r.humidity, r.visibility),
-            (City::Sylhet, 14.5, 88, Some(2000.0))
-        );
+        assert_eq!((r.city, r.temperature, r.humidity, r.visibility), (City::Sylhet, 14.5, 88, Some(2000.0)));
         assert!(!r.raw.contains(": "), "raw is compact: {}", r.raw);
     }
 
     #[test]
     fn nested_and_range_rules() {
         let reason = |p: String| check_line(&p).expect_err("bad").reason.0;
-        assert_eq!(
-            reason(GOOD.replace("\"icon\": \"50n\"", "\"x\": 1")),
-            "missing_field:weather.icon"
-        );
-        assert_eq!(
-            reason(GOOD.replace("\"current\": 14.5", "\"current\": \"hot\"")),
-            "wrong_type:temperature.current"
-        );
-        assert_eq!(
-            reason(GOOD.replace("\"current\": 14.5", "\"current\": 287.6")),
-            "out_of_range:temperature.current"
-        );
-        assert_eq!(
-            reason(GOOD.replace("\"Sylhet\"", "\"Sylhet Division\"")),
-            "unknown_city:city"
-        );
-        assert!(
-            check_line(&GOOD.replace("\"visibility\": 2000, ", "")).is_ok(),
-            "visibility is optional"
-        );
+        assert_eq!(reason(GOOD.replace("\"icon\": \"50n\"", "\"x\": 1")), "missing_field:weather.icon");
+        assert_eq!(reason(GOOD.replace("\"current\": 14.5", "\"current\": \"hot\"")), "wrong_type:temperature.current");
+        assert_eq!(reason(GOOD.replace("\"current\": 14.5", "\"current\": 287.6")), "out_of_range:temperature.current");
+        assert_eq!(reason(GOOD.replace("\"Sylhet\"", "\"Sylhet Division\"")), "unknown_city:city");
+        assert!(check_line(&GOOD.replace("\"visibility\": 2000, ", "")).is_ok(), "visibility is optional");
     }
 }

@@ -102,19 +102,13 @@ mod tests {
     fn writes_valid_json_with_escapes_and_raw_members() {
         let mut out = Vec::new();
         let mut w = ObjectWriter::open(&mut out);
-        w.field("A", "x\"y\u{1}")
-            .field("B", &1.5f64)
-            .field_opt::<u8>("C", None)
-            .members("\"x\":[1]");
+        w.field("A", "x\"y\u{1}").field("B", &1.5f64).field_opt::<u8>("C", None).members("\"x\":[1]");
         w.object("D", |o| {
             o.field("e", &true);
         });
         w.field("F", &f64::NAN);
         w.close();
         let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
-        assert_eq!(
-            v,
-            serde_json::json!({"A": "x\"y\u{1}", "B": 1.5, "x": [1], "D": {"e": true}, "F": null})
-        );
+        assert_eq!(v, serde_json::json!({"A": "x\"y\u{1}", "B": 1.5, "x": [1], "D": {"e": true}, "F": null}));
     }
 }

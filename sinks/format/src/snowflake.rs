@@ -27,12 +27,7 @@ pub enum Table {
 
 impl Table {
     /// Every table.
-    pub const ALL: [Table; 4] = [
-        Table::SocialPosts,
-        Table::MarketOrders,
-        Table::PriceHistory,
-        Table::WeatherLogs,
-    ];
+    pub const ALL: [Table; 4] = [Table::SocialPosts, Table::MarketOrders, Table::PriceHistory, Table::WeatherLogs];
 
     /// The table name.
     pub fn name(self) -> &'static str {
@@ -84,11 +79,7 @@ pub struct RowEncoder {
 impl RowEncoder {
     /// An encoder for `table` with `framing` ([`Framing::NDJSON`] or [`Framing::JSON_ARRAY`]).
     pub fn new(table: Table, framing: Framing) -> RowEncoder {
-        RowEncoder {
-            table,
-            framing,
-            ingested_at: IngestedAt::default(),
-        }
+        RowEncoder { table, framing, ingested_at: IngestedAt::default() }
     }
 
     /// The table this encoder writes.

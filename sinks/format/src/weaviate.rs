@@ -13,11 +13,7 @@ use uuid::Uuid;
 use crate::json::ObjectWriter;
 
 /// The batch body framing.
-pub const BATCH_FRAMING: Framing = Framing {
-    open: "{\"objects\":[",
-    separator: ",",
-    close: "]}",
-};
+pub const BATCH_FRAMING: Framing = Framing { open: "{\"objects\":[", separator: ",", close: "]}" };
 
 /// The two classes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -45,10 +41,7 @@ pub fn post_id(post_id: &str) -> Uuid {
 
 /// The object id of an order: UUIDv5(NAMESPACE_DNS, `"market:" + orderId`).
 pub fn order_id(order_id: &str) -> Uuid {
-    Uuid::new_v5(
-        &Uuid::NAMESPACE_DNS,
-        format!("market:{order_id}").as_bytes(),
-    )
+    Uuid::new_v5(&Uuid::NAMESPACE_DNS, format!("market:{order_id}").as_bytes())
 }
 
 /// Encodes objects of one class.
@@ -80,11 +73,9 @@ fn shared_properties(w: &mut ObjectWriter<'_>, e: &Enrichment) {
             .field("temperature", &wx.temperature)
             .field("humidity", &wx.humidity);
     }
-    w.field("isWeekend", &e.calendar.is_weekend)
-        .field("hourOfDay", &e.calendar.hour_of_day);
+    w.field("isWeekend", &e.calendar.is_weekend).field("hourOfDay", &e.calendar.hour_of_day);
     w.field_opt("embeddingModel", e.embedding_model());
-    w.field("anonymized", &true)
-        .field("enriched", &e.weather.is_some());
+    w.field("anonymized", &true).field("enriched", &e.weather.is_some());
 }
 
 fn close_object(mut w: ObjectWriter<'_>, e: &Enrichment) {
@@ -102,8 +93,7 @@ impl Encoder<EnrichedPost> for ObjectEncoder {
     fn encode(&mut self, p: &EnrichedPost, out: &mut Vec<u8>) {
         let e = &p.enrichment;
         let mut w = ObjectWriter::open(out);
-        w.field("class", Class::SocialPost.name())
-            .field("id", &post_id(&p.post_id).to_string());
+        w.field("class", Class::SocialPost.name()).field("id", &post_id(&p.post_id).to_string());
         w.object("properties", |w| {
             w.field("postId", &p.post_id)
                 .field("platform", &p.platform)
@@ -132,8 +122,7 @@ impl Encoder<EnrichedOrder> for ObjectEncoder {
         let e = &o.enrichment;
         let ingested_at = self.ingested_at().to_owned();
         let mut w = ObjectWriter::open(out);
-        w.field("class", Class::MarketOrder.name())
-            .field("id", &order_id(&o.order_id).to_string());
+        w.field("class", Class::MarketOrder.name()).field("id", &order_id(&o.order_id).to_string());
         w.object("properties", |w| {
             w.field("orderId", &o.order_id)
                 .field("platform", &o.platform)
@@ -167,14 +156,8 @@ mod tests {
     #[test]
     fn ids_are_uuid_v5_of_the_prefixed_id() {
         // Python's independent implementation: uuid.uuid5(uuid.NAMESPACE_DNS, "social:S-000000001")
-        assert_eq!(
-            post_id("S-000000001").to_string(),
-            "45aa3465-aea6-522e-bb2a-96b57025d06e"
-        );
+        assert_eq!(post_id("S-000000001").to_string(), "45aa3465-aea6-522e-bb2a-96b57025d06e");
         assert_ne!(post_id("S-000000001"), order_id("S-000000001"));
-        assert_eq!(
-            post_id("x"),
-            Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"social:x")
-        );
+        assert_eq!(post_id("x"), Uuid::new_v5(&Uuid::NAMESPACE_DNS, b"social:x"));
     }
 }

@@ -22,11 +22,7 @@ pub struct BatchPolicy {
 
 impl From<BatchConfig> for BatchPolicy {
     fn from(c: BatchConfig) -> Self {
-        BatchPolicy {
-            max_records: c.max_records,
-            max_bytes: c.max_bytes,
-            max_age: Duration::from_millis(c.max_age_ms),
-        }
+        BatchPolicy { max_records: c.max_records, max_bytes: c.max_bytes, max_age: Duration::from_millis(c.max_age_ms) }
     }
 }
 
@@ -70,12 +66,7 @@ impl EncodedBatch {
     pub fn with_capacity(seq: u64, framing: Framing, bytes: usize, items: usize) -> EncodedBatch {
         let mut body = Vec::with_capacity(bytes.max(framing.open.len()));
         body.extend_from_slice(framing.open.as_bytes());
-        EncodedBatch {
-            seq,
-            body,
-            items: Vec::with_capacity(items),
-            framing,
-        }
+        EncodedBatch { seq, body, items: Vec::with_capacity(items), framing }
     }
 
     /// Number of records.
@@ -101,17 +92,12 @@ impl EncodedBatch {
     /// Appends one encoded record: `encode` writes it into the body.
     pub fn push_with(&mut self, origin: Origin, ingest_ns: u64, encode: impl FnOnce(&mut Vec<u8>)) {
         if !self.items.is_empty() {
-            self.body
-                .extend_from_slice(self.framing.separator.as_bytes());
+            self.body.extend_from_slice(self.framing.separator.as_bytes());
         }
         let start = self.body.len();
         encode(&mut self.body);
         let end = self.body.len();
-        self.items.push(Item {
-            origin,
-            ingest_ns,
-            span: start..end,
-        });
+        self.items.push(Item { origin, ingest_ns, span: start..end });
     }
 
     /// Writes `framing.close`; call once, when the batch is flushed.
@@ -124,9 +110,7 @@ impl EncodedBatch {
         let mut out = EncodedBatch::new(seq, self.framing);
         for &i in indices {
             let item = &self.items[i];
-            out.push_with(item.origin, item.ingest_ns, |b| {
-                b.extend_from_slice(self.item_bytes(i))
-            });
+            out.push_with(item.origin, item.ingest_ns, |b| b.extend_from_slice(self.item_bytes(i)));
         }
         out.close();
         out
@@ -139,20 +123,12 @@ mod tests {
     use millionx_dataflow::StreamKind;
 
     fn origin(offset: u64) -> Origin {
-        Origin {
-            stream: StreamKind::Social,
-            partition: 0,
-            offset,
-        }
+        Origin { stream: StreamKind::Social, partition: 0, offset }
     }
 
     #[test]
     fn frames_items_and_splits_them_back() {
-        let framing = Framing {
-            open: "{\"objects\":[",
-            separator: ",",
-            close: "]}",
-        };
+        let framing = Framing { open: "{\"objects\":[", separator: ",", close: "]}" };
         let mut b = EncodedBatch::new(3, framing);
         b.push_with(origin(1), 10, |o| o.extend_from_slice(b"{\"a\":1}"));
         b.push_with(origin(2), 20, |o| o.extend_from_slice(b"{\"a\":2}"));
@@ -163,10 +139,7 @@ mod tests {
         assert_eq!(b.item_bytes(1), b"{\"a\":2}");
         let s = b.subset(4, &[2, 0]);
         assert_eq!(s.body, b"{\"objects\":[{\"a\":3},{\"a\":1}]}");
-        assert_eq!(
-            s.items.iter().map(|i| i.origin.offset).collect::<Vec<_>>(),
-            vec![3, 1]
-        );
+        assert_eq!(s.items.iter().map(|i| i.origin.offset).collect::<Vec<_>>(), vec![3, 1]);
         assert_eq!(s.seq, 4);
     }
 }

@@ -171,9 +171,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
             move |frontiers| {
                 let mut handle = out.activate();
                 let mut flush =
-                    |open: &mut Option<Open>,
-                     writer: &mut W,
-                     in_flight: &mut BTreeMap<u64, Capability<Epoch>>| {
+                    |open: &mut Option<Open>, writer: &mut W, in_flight: &mut BTreeMap<u64, Capability<Epoch>>| {
                         if let Some(mut o) = open.take() {
                             while writer.in_flight() >= writer.max_in_flight().max(1) {
                                 complete(writer.poll(), &ctx, in_flight, &mut handle, &mut failed);
@@ -182,8 +180,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                                 }
                             }
                             o.batch.close();
-                            last_size
-                                .set((o.batch.body.len().min(policy.max_bytes), o.batch.len()));
+                            last_size.set((o.batch.body.len().min(policy.max_bytes), o.batch.len()));
                             in_flight.insert(o.batch.seq, o.cap);
                             writer.submit(o.batch);
                         }
@@ -193,8 +190,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                         scratch.clear();
                         encoder.encode(&*record, &mut scratch);
                         let fits = open.as_ref().is_none_or(|o| {
-                            o.batch.closed_len() + framing.separator.len() + scratch.len()
-                                <= policy.max_bytes
+                            o.batch.closed_len() + framing.separator.len() + scratch.len() <= policy.max_bytes
                         });
                         if !fits {
                             flush(&mut open, &mut writer, &mut in_flight);
@@ -203,12 +199,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                             let seq = next_seq;
                             next_seq += 1;
                             Open {
-                                batch: EncodedBatch::with_capacity(
-                                    seq,
-                                    framing,
-                                    last_size.get().0,
-                                    last_size.get().1,
-                                ),
+                                batch: EncodedBatch::with_capacity(seq, framing, last_size.get().0, last_size.get().1),
                                 cap: cap.delayed(cap.least().unwrap_or(&0), 0),
                                 opened: Instant::now(),
                             }
@@ -218,30 +209,18 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                                 o.cap = cap.delayed(t, 0);
                             }
                         }
-                        o.batch.push_with(record.origin(), record.ingest_ns(), |b| {
-                            b.extend_from_slice(&scratch)
-                        });
-                        if o.batch.len() >= policy.max_records
-                            || o.batch.closed_len() >= policy.max_bytes
-                        {
+                        o.batch.push_with(record.origin(), record.ingest_ns(), |b| b.extend_from_slice(&scratch));
+                        if o.batch.len() >= policy.max_records || o.batch.closed_len() >= policy.max_bytes {
                             flush(&mut open, &mut writer, &mut in_flight);
                         }
                     }
                 });
                 let input_done = frontiers[0].frontier().is_empty();
-                let aged = open
-                    .as_ref()
-                    .is_some_and(|o| o.opened.elapsed() >= policy.max_age);
+                let aged = open.as_ref().is_some_and(|o| o.opened.elapsed() >= policy.max_age);
                 if input_done || aged {
                     flush(&mut open, &mut writer, &mut in_flight);
                 }
-                complete(
-                    writer.poll(),
-                    &ctx,
-                    &mut in_flight,
-                    &mut handle,
-                    &mut failed,
-                );
+                complete(writer.poll(), &ctx, &mut in_flight, &mut handle, &mut failed);
                 if failed {
                     // Keep every capability: nothing after a fatal error is acknowledged.
                     return false;
@@ -303,8 +282,7 @@ fn complete(
                             reason: r.reason,
                             detail: Some(r.message),
                             origin: item.origin,
-                            payload: String::from_utf8_lossy(c.batch.item_bytes(r.index))
-                                .into_owned(),
+                            payload: String::from_utf8_lossy(c.batch.item_bytes(r.index)).into_owned(),
                             received_ns: now,
                             event_time_ms: None,
                         });

@@ -13,17 +13,9 @@ pub struct Framing {
 
 impl Framing {
     /// Newline-delimited JSON: each record writes its own trailing `\n`.
-    pub const NDJSON: Framing = Framing {
-        open: "",
-        separator: "",
-        close: "",
-    };
+    pub const NDJSON: Framing = Framing { open: "", separator: "", close: "" };
     /// A JSON array of records.
-    pub const JSON_ARRAY: Framing = Framing {
-        open: "[",
-        separator: ",",
-        close: "]",
-    };
+    pub const JSON_ARRAY: Framing = Framing { open: "[", separator: ",", close: "]" };
 }
 
 /// Encodes records of type `T` for one sink table or class.

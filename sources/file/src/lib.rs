@@ -47,10 +47,7 @@ pub struct SourceError {
 
 /// Checks that `path` can be opened for reading (call before starting the workers).
 pub fn check_readable(path: &Path) -> Result<(), SourceError> {
-    File::open(path).map(|_| ()).map_err(|source| SourceError {
-        path: path.to_owned(),
-        source,
-    })
+    File::open(path).map(|_| ()).map_err(|source| SourceError { path: path.to_owned(), source })
 }
 
 /// Builds the source: `(lines, dead letters)`. `probe` watches the end of the pipeline.
@@ -61,17 +58,8 @@ pub fn file_source<'scope>(
     scope: Scope<'scope, Epoch>,
     config: FileSourceConfig,
     probe: ProbeHandle<Epoch>,
-) -> Result<
-    (
-        Stream<'scope, Epoch, Vec<RawLine>>,
-        Stream<'scope, Epoch, Vec<DeadLetter>>,
-    ),
-    SourceError,
-> {
-    let file = File::open(&config.path).map_err(|source| SourceError {
-        path: config.path.clone(),
-        source,
-    })?;
+) -> Result<(Stream<'scope, Epoch, Vec<RawLine>>, Stream<'scope, Epoch, Vec<DeadLetter>>), SourceError> {
+    let file = File::open(&config.path).map_err(|source| SourceError { path: config.path.clone(), source })?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
     let index = scope.index() as u64;
     let peers = scope.peers() as u64;
@@ -129,11 +117,7 @@ pub fn file_source<'scope>(
                 if buf.last() == Some(&b'\r') {
                     buf.pop();
                 }
-                let origin = Origin {
-                    stream: config.stream,
-                    partition: 0,
-                    offset: line_index,
-                };
+                let origin = Origin { stream: config.stream, partition: 0, offset: line_index };
                 let dead_letter = |reason: &str, payload: String| DeadLetter {
                     reason: Reason::bare(reason),
                     detail: None,
@@ -143,22 +127,14 @@ pub fn file_source<'scope>(
                     event_time_ms: None,
                 };
                 if buf.len() > config.max_message_bytes {
-                    dead_session.give(dead_letter(
-                        "too_large",
-                        String::from_utf8_lossy(&buf).into_owned(),
-                    ));
+                    dead_session.give(dead_letter("too_large", String::from_utf8_lossy(&buf).into_owned()));
                     continue;
                 }
                 match std::str::from_utf8(&buf) {
-                    Ok(text) => lines_session.give(RawLine {
-                        origin,
-                        ingest_ns,
-                        payload: text.to_owned(),
-                    }),
-                    Err(_) => dead_session.give(dead_letter(
-                        "bad_encoding",
-                        String::from_utf8_lossy(&buf).into_owned(),
-                    )),
+                    Ok(text) => lines_session.give(RawLine { origin, ingest_ns, payload: text.to_owned() }),
+                    Err(_) => {
+                        dead_session.give(dead_letter("bad_encoding", String::from_utf8_lossy(&buf).into_owned()))
+                    }
                 }
             }
             drop(lines_session);
