@@ -24,10 +24,7 @@ pub struct ConfigError {
 }
 
 fn err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
+    ConfigError { key: key.to_owned(), reason: reason.into() }
 }
 
 /// How rows reach Snowflake.
@@ -157,11 +154,7 @@ pub struct BatchSettings {
 
 impl Default for BatchSettings {
     fn default() -> Self {
-        BatchSettings {
-            max_records: 1000,
-            max_bytes: 8 << 20,
-            max_age_ms: 60_000,
-        }
+        BatchSettings { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 60_000 }
     }
 }
 
@@ -180,11 +173,7 @@ pub struct RetrySettings {
 
 impl Default for RetrySettings {
     fn default() -> Self {
-        RetrySettings {
-            max_retries: 10,
-            initial_backoff_ms: 200,
-            max_backoff_ms: 10_000,
-        }
+        RetrySettings { max_retries: 10, initial_backoff_ms: 200, max_backoff_ms: 10_000 }
     }
 }
 
@@ -213,10 +202,7 @@ pub struct SqlSettings {
 
 impl Default for SqlSettings {
     fn default() -> Self {
-        SqlSettings {
-            max_in_flight: 2,
-            statement_timeout_ms: 120_000,
-        }
+        SqlSettings { max_in_flight: 2, statement_timeout_ms: 120_000 }
     }
 }
 
@@ -298,8 +284,18 @@ impl SnowflakeConfig {
     /// # Errors
     /// A [`ConfigError`] naming the first bad key.
     pub fn from_toml(text: &str) -> Result<SnowflakeConfig, ConfigError> {
+        let config: SnowflakeConfig = toml::from_str(text).map_err(|e| err("(toml)", e.message().to_owned()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Takes the already-parsed `[sink.snowflake]` table (e.g. from the pipeline's config file) and validates it.
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the first bad key.
+    pub fn from_table(table: toml::Table) -> Result<SnowflakeConfig, ConfigError> {
         let config: SnowflakeConfig =
-            toml::from_str(text).map_err(|e| err("(toml)", e.message().to_owned()))?;
+            table.try_into().map_err(|e: toml::de::Error| err("(toml)", e.message().to_owned()))?;
         config.validate()?;
         Ok(config)
     }
@@ -310,31 +306,17 @@ impl SnowflakeConfig {
     /// A [`ConfigError`] naming the first bad key and the reason.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if self.account.trim().is_empty() || self.account.contains(['/', ':', ' ']) {
-            return Err(err(
-                "account",
-                "must be an account identifier such as myorg-account1",
-            ));
+            return Err(err("account", "must be an account identifier such as myorg-account1"));
         }
         if let Some(host) = &self.host {
             let url = self.base_url_of(host);
             match reqwest::Url::parse(&url) {
-                Ok(u)
-                    if (u.scheme() == "https" || u.scheme() == "http")
-                        && u.host_str().is_some() =>
-                {
+                Ok(u) if (u.scheme() == "https" || u.scheme() == "http") && u.host_str().is_some() => {
                     if u.path() != "/" || u.query().is_some() {
-                        return Err(err(
-                            "host",
-                            "must be a host or base URL without a path or query",
-                        ));
+                        return Err(err("host", "must be a host or base URL without a path or query"));
                     }
                 }
-                _ => {
-                    return Err(err(
-                        "host",
-                        format!("not a host name or http(s) URL: {host}"),
-                    ))
-                }
+                _ => return Err(err("host", format!("not a host name or http(s) URL: {host}"))),
             }
         }
         if self.user.trim().is_empty() {
@@ -347,31 +329,20 @@ impl SnowflakeConfig {
             ("schema", &self.schema),
         ] {
             if !is_identifier(value) {
-                return Err(err(
-                    key,
-                    format!("{value:?} is not an unquoted Snowflake identifier"),
-                ));
+                return Err(err(key, format!("{value:?} is not an unquoted Snowflake identifier")));
             }
         }
         match &self.auth {
             AuthConfig::Password { password } => check_source("auth.password", password)?,
-            AuthConfig::KeyPair {
-                private_key,
-                passphrase,
-            } => {
+            AuthConfig::KeyPair { private_key, passphrase } => {
                 check_source("auth.private_key", private_key)?;
                 if let Some(p) = passphrase {
                     check_source("auth.passphrase", p)?;
                 }
             }
         }
-        if self.method == Method::SnowpipeStreaming
-            && !matches!(self.auth, AuthConfig::KeyPair { .. })
-        {
-            return Err(err(
-                "auth.type",
-                "snowpipe_streaming needs key_pair authentication (JWT)",
-            ));
+        if self.method == Method::SnowpipeStreaming && !matches!(self.auth, AuthConfig::KeyPair { .. }) {
+            return Err(err("auth.type", "snowpipe_streaming needs key_pair authentication (JWT)"));
         }
         let b = &self.batch;
         if !(1..=100_000).contains(&b.max_records) {
@@ -380,9 +351,7 @@ impl SnowflakeConfig {
         if !(1024..=MAX_BATCH_BYTES).contains(&b.max_bytes) {
             return Err(err(
                 "batch.max_bytes",
-                format!(
-                    "must be 1024..={MAX_BATCH_BYTES} (Snowflake's 16 MB VARIANT/request limit)"
-                ),
+                format!("must be 1024..={MAX_BATCH_BYTES} (Snowflake's 16 MB VARIANT/request limit)"),
             ));
         }
         if b.max_age_ms == 0 {
@@ -396,10 +365,7 @@ impl SnowflakeConfig {
             return Err(err("retry.initial_backoff_ms", "must be ≥ 1"));
         }
         if r.max_backoff_ms < r.initial_backoff_ms {
-            return Err(err(
-                "retry.max_backoff_ms",
-                "must be ≥ retry.initial_backoff_ms",
-            ));
+            return Err(err("retry.max_backoff_ms", "must be ≥ retry.initial_backoff_ms"));
         }
         if !(1..=16).contains(&self.sql.max_in_flight) {
             return Err(err("sql.max_in_flight", "must be 1..=16"));
@@ -409,16 +375,10 @@ impl SnowflakeConfig {
         }
         let s = &self.streaming;
         if s.pipe_suffix.contains(['/', '?', '#', ' ']) {
-            return Err(err(
-                "streaming.pipe_suffix",
-                "must not contain '/', '?', '#' or spaces",
-            ));
+            return Err(err("streaming.pipe_suffix", "must not contain '/', '?', '#' or spaces"));
         }
         if !is_identifier(&s.channel_prefix) {
-            return Err(err(
-                "streaming.channel_prefix",
-                "must be letters, digits and '_'",
-            ));
+            return Err(err("streaming.channel_prefix", "must be letters, digits and '_'"));
         }
         if s.commit_poll_ms < 10 {
             return Err(err("streaming.commit_poll_ms", "must be ≥ 10"));
@@ -433,11 +393,8 @@ impl SnowflakeConfig {
     }
 
     fn base_url_of(&self, host: &str) -> String {
-        let with_scheme = if host.contains("://") {
-            host.trim_end_matches('/').to_owned()
-        } else {
-            format!("https://{host}")
-        };
+        let with_scheme =
+            if host.contains("://") { host.trim_end_matches('/').to_owned() } else { format!("https://{host}") };
         format!("{with_scheme}/")
     }
 
@@ -445,10 +402,7 @@ impl SnowflakeConfig {
     pub fn base_url(&self) -> String {
         match &self.host {
             Some(h) => self.base_url_of(h),
-            None => format!(
-                "https://{}.snowflakecomputing.com/",
-                self.account.to_ascii_lowercase()
-            ),
+            None => format!("https://{}.snowflakecomputing.com/", self.account.to_ascii_lowercase()),
         }
     }
 
@@ -468,20 +422,12 @@ impl SnowflakeConfig {
     /// itself is never part of the message).
     pub fn resolve_credentials(&self) -> Result<Credentials, ConfigError> {
         match &self.auth {
-            AuthConfig::Password { password } => Ok(Credentials::Password(read_secret(
-                "auth.password",
-                password,
-                true,
-            )?)),
-            AuthConfig::KeyPair {
-                private_key,
-                passphrase,
-            } => Ok(Credentials::KeyPair {
+            AuthConfig::Password { password } => {
+                Ok(Credentials::Password(read_secret("auth.password", password, true)?))
+            }
+            AuthConfig::KeyPair { private_key, passphrase } => Ok(Credentials::KeyPair {
                 pem: read_secret("auth.private_key", private_key, false)?,
-                passphrase: passphrase
-                    .as_ref()
-                    .map(|p| read_secret("auth.passphrase", p, true))
-                    .transpose()?,
+                passphrase: passphrase.as_ref().map(|p| read_secret("auth.passphrase", p, true)).transpose()?,
             }),
         }
     }
@@ -492,26 +438,18 @@ fn check_source(key: &str, s: &SecretSource) -> Result<(), ConfigError> {
         (Some(e), None) if !e.is_empty() => Ok(()),
         (None, Some(f)) if !f.as_os_str().is_empty() => Ok(()),
         (Some(_), Some(_)) => Err(err(key, "set exactly one of env and file, not both")),
-        _ => Err(err(
-            key,
-            "set env = \"VAR\" or file = \"path\" (secrets never go in the config itself)",
-        )),
+        _ => Err(err(key, "set env = \"VAR\" or file = \"path\" (secrets never go in the config itself)")),
     }
 }
 
 fn read_secret(key: &str, s: &SecretSource, first_line: bool) -> Result<Secret, ConfigError> {
     let raw = match (&s.env, &s.file) {
-        (Some(var), _) => std::env::var(var)
-            .map_err(|_| err(key, format!("environment variable {var} is not set")))?,
+        (Some(var), _) => std::env::var(var).map_err(|_| err(key, format!("environment variable {var} is not set")))?,
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| err(key, format!("cannot read {}: {}", path.display(), e.kind())))?,
         (None, None) => return Err(err(key, "no source")),
     };
-    let value = if first_line {
-        raw.lines().next().unwrap_or("").trim().to_owned()
-    } else {
-        raw.trim().to_owned()
-    };
+    let value = if first_line { raw.lines().next().unwrap_or("").trim().to_owned() } else { raw.trim().to_owned() };
     if value.is_empty() {
         return Err(err(key, "the secret is empty"));
     }
@@ -538,16 +476,25 @@ password = { env = "SF_PW" }
         assert_eq!(c.base_url(), "https://myorg-acct1.snowflakecomputing.com/");
         assert_eq!(c.batch_policy().max_records, 1000);
         assert_eq!(c.batch_policy().max_age, Duration::from_secs(60));
-        let c = SnowflakeConfig::from_toml(&format!("host = \"http://127.0.0.1:9000\"\n{BASE}"))
-            .expect("valid");
+        let c = SnowflakeConfig::from_toml(&format!("host = \"http://127.0.0.1:9000\"\n{BASE}")).expect("valid");
         assert_eq!(c.base_url(), "http://127.0.0.1:9000/");
         assert_eq!(Method::SnowpipeStreaming.framing(), Framing::NDJSON);
     }
 
     #[test]
+    fn parses_from_an_embedded_table() {
+        let table: toml::Table = toml::from_str(BASE).expect("toml");
+        let c = SnowflakeConfig::from_table(table).expect("valid");
+        assert_eq!(c.user, "loader");
+        let mut table: toml::Table = toml::from_str(BASE).expect("toml");
+        table.insert("method".into(), toml::Value::String("carrier_pigeon".into()));
+        let e = SnowflakeConfig::from_table(table).expect_err("rejected");
+        assert!(e.reason.contains("carrier_pigeon"), "{e}");
+    }
+
+    #[test]
     fn bad_keys_are_named() {
-        let unknown =
-            SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).expect_err("rejected");
+        let unknown = SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).expect_err("rejected");
         assert!(unknown.reason.contains("colour"), "{unknown}");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
         c.batch.max_bytes = 32 << 20;
@@ -559,28 +506,13 @@ password = { env = "SF_PW" }
         c.method = Method::SnowpipeStreaming;
         assert_eq!(c.validate().expect_err("rejected").key, "auth.type");
         c.method = Method::SqlBatch;
-        c.auth = AuthConfig::Password {
-            password: SecretSource {
-                env: Some("A".into()),
-                file: Some("b".into()),
-            },
-        };
+        c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: Some("b".into()) } };
         assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
-        c.auth = AuthConfig::Password {
-            password: SecretSource::default(),
-        };
+        c.auth = AuthConfig::Password { password: SecretSource::default() };
         assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
-        c.auth = AuthConfig::Password {
-            password: SecretSource {
-                env: Some("A".into()),
-                file: None,
-            },
-        };
+        c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: None } };
         c.retry.max_backoff_ms = 1;
-        assert_eq!(
-            c.validate().expect_err("rejected").key,
-            "retry.max_backoff_ms"
-        );
+        assert_eq!(c.validate().expect_err("rejected").key, "retry.max_backoff_ms");
         c.retry = RetrySettings::default();
         c.host = Some("ftp://x".into());
         assert_eq!(c.validate().expect_err("rejected").key, "host");
@@ -592,12 +524,7 @@ password = { env = "SF_PW" }
         let path = dir.path().join("pw");
         std::fs::write(&path, "s3cret\n").expect("write");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
-        c.auth = AuthConfig::Password {
-            password: SecretSource {
-                env: None,
-                file: Some(path),
-            },
-        };
+        c.auth = AuthConfig::Password { password: SecretSource { env: None, file: Some(path) } };
         let creds = c.resolve_credentials().expect("readable");
         match &creds {
             Credentials::Password(p) => assert_eq!(p.expose(), "s3cret"),
@@ -605,10 +532,7 @@ password = { env = "SF_PW" }
         }
         assert!(!format!("{creds:?}").contains("s3cret"));
         c.auth = AuthConfig::Password {
-            password: SecretSource {
-                env: Some("MILLIONX_TEST_UNSET_VARIABLE_42".into()),
-                file: None,
-            },
+            password: SecretSource { env: Some("MILLIONX_TEST_UNSET_VARIABLE_42".into()), file: None },
         };
         let e = c.resolve_credentials().expect_err("rejected");
         assert_eq!(e.key, "auth.password");

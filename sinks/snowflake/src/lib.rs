@@ -67,11 +67,7 @@ pub(crate) struct Completions {
 impl Completions {
     pub(crate) fn new() -> Completions {
         let (tx, rx) = std::sync::mpsc::channel();
-        Completions {
-            tx,
-            rx,
-            in_flight: 0,
-        }
+        Completions { tx, rx, in_flight: 0 }
     }
 
     /// Where a task sends its batch's completion.
@@ -111,9 +107,7 @@ pub struct SnowflakeSink {
 
 impl std::fmt::Debug for SnowflakeSink {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SnowflakeSink")
-            .field("method", &self.config.method)
-            .finish_non_exhaustive()
+        f.debug_struct("SnowflakeSink").field("method", &self.config.method).finish_non_exhaustive()
     }
 }
 
@@ -124,14 +118,9 @@ impl SnowflakeSink {
     /// # Errors
     /// A [`SinkError`] (sink `snowflake`) naming the bad key, the unreadable secret, or the failed check.
     pub fn connect(config: &SnowflakeConfig) -> Result<SnowflakeSink, SinkError> {
-        let fail = |message: String| SinkError {
-            sink: "snowflake".into(),
-            message,
-        };
+        let fail = |message: String| SinkError { sink: "snowflake".into(), message };
         config.validate().map_err(|e| fail(e.to_string()))?;
-        let credentials = config
-            .resolve_credentials()
-            .map_err(|e| fail(e.to_string()))?;
+        let credentials = config.resolve_credentials().map_err(|e| fail(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snowflake-sink")
@@ -141,8 +130,8 @@ impl SnowflakeSink {
         let metrics = Arc::new(Metrics::default());
         let backend = match config.method {
             Method::SqlBatch => {
-                let client = SqlClient::new(config, credentials, Arc::clone(&metrics))
-                    .map_err(|e| fail(e.to_string()))?;
+                let client =
+                    SqlClient::new(config, credentials, Arc::clone(&metrics)).map_err(|e| fail(e.to_string()))?;
                 runtime
                     .block_on(client.execute("SELECT 1", None))
                     .map_err(|e| fail(format!("connection check: {e}")))?;
@@ -165,11 +154,7 @@ impl SnowflakeSink {
                 )
                 .map_err(fail)?;
                 let api = Arc::new(api);
-                let pipe = format!(
-                    "{}{}",
-                    Table::SocialPosts.name(),
-                    config.streaming.pipe_suffix
-                );
+                let pipe = format!("{}{}", Table::SocialPosts.name(), config.streaming.pipe_suffix);
                 let check = async {
                     use backon::Retryable;
                     (|| api.channel_status(&pipe, &[]))
@@ -178,18 +163,11 @@ impl SnowflakeSink {
                         .when(|e| matches!(e, streaming::api::ApiError::Transient { .. }))
                         .await
                 };
-                runtime
-                    .block_on(check)
-                    .map_err(|e| fail(format!("connection check: {e}")))?;
+                runtime.block_on(check).map_err(|e| fail(format!("connection check: {e}")))?;
                 Backend::Streaming(api)
             }
         };
-        Ok(SnowflakeSink {
-            config: config.clone(),
-            runtime: Arc::new(runtime),
-            backend,
-            metrics,
-        })
+        Ok(SnowflakeSink { config: config.clone(), runtime: Arc::new(runtime), backend, metrics })
     }
 
     /// The framing to ask the encoder for ([`Method::framing`]).
@@ -224,10 +202,7 @@ impl SnowflakeSink {
                 Arc::clone(&self.metrics),
             )),
         };
-        SnowflakeWriter {
-            inner,
-            _runtime: Arc::clone(&self.runtime),
-        }
+        SnowflakeWriter { inner, _runtime: Arc::clone(&self.runtime) }
     }
 
     /// The sink's counters so far.
@@ -289,18 +264,20 @@ mod tests {
     use millionx_dataflow::{Origin, StreamKind};
 
     #[test]
+    fn sink_and_writers_cross_worker_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        fn send<T: Send>() {}
+        send_sync::<SnowflakeSink>();
+        send::<SnowflakeWriter>();
+    }
+
+    #[test]
     fn reframes_between_ndjson_and_json_array() {
         let mut b = EncodedBatch::new(5, Framing::NDJSON);
         for offset in [1, 2] {
-            b.push_with(
-                Origin {
-                    stream: StreamKind::Social,
-                    partition: 0,
-                    offset,
-                },
-                9,
-                |o| o.extend_from_slice(format!("{{\"N\":{offset}}}\n").as_bytes()),
-            );
+            b.push_with(Origin { stream: StreamKind::Social, partition: 0, offset }, 9, |o| {
+                o.extend_from_slice(format!("{{\"N\":{offset}}}\n").as_bytes())
+            });
         }
         b.close();
         let a = reframe(&b, Framing::JSON_ARRAY).expect("re-framed");

@@ -106,9 +106,6 @@ mod tests {
         assert_eq!((s.rows, s.batches, s.bytes, s.rejected), (15, 2, 1500, 1));
         assert_eq!(s.errors.get("100038"), Some(&2));
         assert_eq!(s.errors.get("network"), Some(&1));
-        assert_eq!(
-            (s.statements, s.latency_us_sum, s.latency_us_max),
-            (2, 8000, 5000)
-        );
+        assert_eq!((s.statements, s.latency_us_sum, s.latency_us_max), (2, 8000, 5000));
     }
 }

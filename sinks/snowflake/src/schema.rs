@@ -103,17 +103,8 @@ fn headline(stmt: &str) -> &str {
 pub async fn apply_schema(client: &SqlClient, mut progress: impl Write) -> Result<usize, String> {
     let statements = split_statements(SCHEMA_SQL);
     for (i, stmt) in statements.iter().enumerate() {
-        client
-            .execute(stmt, None)
-            .await
-            .map_err(|e| format!("statement {} ({}): {e}", i + 1, headline(stmt)))?;
-        let _ = writeln!(
-            progress,
-            "ok {:>2}/{} {}",
-            i + 1,
-            statements.len(),
-            headline(stmt)
-        );
+        client.execute(stmt, None).await.map_err(|e| format!("statement {} ({}): {e}", i + 1, headline(stmt)))?;
+        let _ = writeln!(progress, "ok {:>2}/{} {}", i + 1, statements.len(), headline(stmt));
     }
     Ok(statements.len())
 }
@@ -124,47 +115,26 @@ pub async fn apply_schema(client: &SqlClient, mut progress: impl Write) -> Resul
 ///
 /// # Errors
 /// A message naming the bad config key, the unreadable secret, or the failing statement.
-pub fn run_schema(
-    args: &SchemaArgs,
-    config: Option<&SnowflakeConfig>,
-    mut out: impl Write,
-) -> Result<(), String> {
+pub fn run_schema(args: &SchemaArgs, config: Option<&SnowflakeConfig>, mut out: impl Write) -> Result<(), String> {
     if !args.apply {
-        out.write_all(SCHEMA_SQL.as_bytes())
-            .map_err(|e| e.to_string())?;
+        out.write_all(SCHEMA_SQL.as_bytes()).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let config =
-        config.ok_or("snowflake schema --apply needs a [sink.snowflake] section in the config")?;
+    let config = config.ok_or("snowflake schema --apply needs a [sink.snowflake] section in the config")?;
     config.validate().map_err(|e| e.to_string())?;
     let statements = split_statements(SCHEMA_SQL);
     if args.dry_run {
         for (i, stmt) in statements.iter().enumerate() {
-            writeln!(
-                out,
-                "would run {:>2}/{} {}",
-                i + 1,
-                statements.len(),
-                headline(stmt)
-            )
-            .map_err(|e| e.to_string())?;
+            writeln!(out, "would run {:>2}/{} {}", i + 1, statements.len(), headline(stmt))
+                .map_err(|e| e.to_string())?;
         }
         return Ok(());
     }
     let credentials = config.resolve_credentials().map_err(|e| e.to_string())?;
-    let client = SqlClient::new(config, credentials, Arc::new(Metrics::default()))
-        .map_err(|e| e.to_string())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let client = SqlClient::new(config, credentials, Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let n = runtime.block_on(apply_schema(&client, &mut out))?;
-    writeln!(
-        out,
-        "applied {n} statements to {}.{}",
-        config.database, config.schema
-    )
-    .map_err(|e| e.to_string())?;
+    writeln!(out, "applied {n} statements to {}.{}", config.database, config.schema).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -175,10 +145,7 @@ mod tests {
     #[test]
     fn splits_at_semicolons_outside_quotes_and_comments() {
         let s = "-- a; comment\nCREATE X COMMENT = 'a;b''c';\n/* x; y */ SELECT \"q;\" FROM t;\n-- tail only\n";
-        assert_eq!(
-            split_statements(s),
-            vec!["CREATE X COMMENT = 'a;b''c'", "SELECT \"q;\" FROM t"]
-        );
+        assert_eq!(split_statements(s), vec!["CREATE X COMMENT = 'a;b''c'", "SELECT \"q;\" FROM t"]);
     }
 
     #[test]
@@ -188,22 +155,14 @@ mod tests {
         assert_eq!(count("CREATE TABLE IF NOT EXISTS"), 4);
         assert_eq!(count("CREATE OR REPLACE VIEW"), 8);
         assert_eq!(count("CREATE WAREHOUSE IF NOT EXISTS MILLIONX_WH"), 1);
-        assert!(stmts
-            .iter()
-            .any(|s| s.contains("WAREHOUSE_SIZE = 'XSMALL'") && s.contains("AUTO_SUSPEND = 60")));
+        assert!(stmts.iter().any(|s| s.contains("WAREHOUSE_SIZE = 'XSMALL'") && s.contains("AUTO_SUSPEND = 60")));
         assert_eq!(count("CREATE ROLE IF NOT EXISTS"), 2);
         assert!(count("GRANT ") >= 10);
         // Re-runnable: nothing is created without IF NOT EXISTS / OR REPLACE, nothing is dropped.
         for s in &stmts {
-            assert!(
-                !s.starts_with("DROP") && !s.contains("CREATE OR REPLACE TABLE"),
-                "{s}"
-            );
+            assert!(!s.starts_with("DROP") && !s.contains("CREATE OR REPLACE TABLE"), "{s}");
             if s.starts_with("CREATE") {
-                assert!(
-                    s.contains("IF NOT EXISTS") || s.starts_with("CREATE OR REPLACE VIEW"),
-                    "{s}"
-                );
+                assert!(s.contains("IF NOT EXISTS") || s.starts_with("CREATE OR REPLACE VIEW"), "{s}");
             }
         }
     }
@@ -218,27 +177,11 @@ mod tests {
         )
         .expect("config");
         let mut out = Vec::new();
-        run_schema(
-            &SchemaArgs {
-                apply: true,
-                dry_run: true,
-            },
-            Some(&config),
-            &mut out,
-        )
-        .expect("dry run");
+        run_schema(&SchemaArgs { apply: true, dry_run: true }, Some(&config), &mut out).expect("dry run");
         let text = String::from_utf8(out).expect("utf8");
         assert_eq!(text.lines().count(), split_statements(SCHEMA_SQL).len());
         assert!(text.contains("CREATE WAREHOUSE IF NOT EXISTS MILLIONX_WH"));
-        let e = run_schema(
-            &SchemaArgs {
-                apply: true,
-                dry_run: false,
-            },
-            None,
-            Vec::new(),
-        )
-        .expect_err("rejected");
+        let e = run_schema(&SchemaArgs { apply: true, dry_run: false }, None, Vec::new()).expect_err("rejected");
         assert!(e.contains("[sink.snowflake]"));
     }
 }

@@ -199,45 +199,24 @@ impl TableSchema for Table {
     }
 
     fn from_name(name: &str) -> Option<Table> {
-        Table::ALL
-            .into_iter()
-            .find(|t| t.name().eq_ignore_ascii_case(name))
+        Table::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(name))
     }
 
     fn merge_sql(self, database: &str, schema: &str) -> String {
         let cols = self.columns();
         let key = self.key_columns();
-        let select = cols
-            .iter()
-            .map(|(c, t)| format!("value:\"{c}\"{} AS \"{c}\"", t.cast()))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let partition = key
-            .iter()
-            .map(|k| format!("\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let on = key
-            .iter()
-            .map(|k| format!("t.\"{k}\" = s.\"{k}\""))
-            .collect::<Vec<_>>()
-            .join(" AND ");
+        let select =
+            cols.iter().map(|(c, t)| format!("value:\"{c}\"{} AS \"{c}\"", t.cast())).collect::<Vec<_>>().join(", ");
+        let partition = key.iter().map(|k| format!("\"{k}\"")).collect::<Vec<_>>().join(", ");
+        let on = key.iter().map(|k| format!("t.\"{k}\" = s.\"{k}\"")).collect::<Vec<_>>().join(" AND ");
         let update = cols
             .iter()
             .filter(|(c, _)| !key.contains(c))
             .map(|(c, _)| format!("t.\"{c}\" = s.\"{c}\""))
             .collect::<Vec<_>>()
             .join(", ");
-        let names = cols
-            .iter()
-            .map(|(c, _)| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
-        let values = cols
-            .iter()
-            .map(|(c, _)| format!("s.\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(", ");
+        let names = cols.iter().map(|(c, _)| format!("\"{c}\"")).collect::<Vec<_>>().join(", ");
+        let values = cols.iter().map(|(c, _)| format!("s.\"{c}\"")).collect::<Vec<_>>().join(", ");
         format!(
             "MERGE INTO {database}.{schema}.{table} t USING (SELECT * FROM (SELECT index AS \"_ROW_INDEX\", \
              {select} FROM LATERAL FLATTEN(input => PARSE_JSON(?))) QUALIFY ROW_NUMBER() OVER (PARTITION BY \
@@ -257,18 +236,12 @@ mod tests {
         let ddl = crate::schema::SCHEMA_SQL;
         for table in Table::ALL {
             let start = ddl
-                .find(&format!(
-                    "CREATE TABLE IF NOT EXISTS MILLIONX.RAW_DATA.{} (",
-                    table.name()
-                ))
+                .find(&format!("CREATE TABLE IF NOT EXISTS MILLIONX.RAW_DATA.{} (", table.name()))
                 .expect("table in DDL");
             let body = &ddl[start..];
             let body = &body[body.find('(').expect("(") + 1..body.find("\n)").expect(")")];
-            let names: Vec<&str> = body
-                .lines()
-                .filter_map(|l| l.split_whitespace().next())
-                .filter(|w| !w.is_empty())
-                .collect();
+            let names: Vec<&str> =
+                body.lines().filter_map(|l| l.split_whitespace().next()).filter(|w| !w.is_empty()).collect();
             let expected: Vec<&str> = table.columns().iter().map(|(c, _)| *c).collect();
             assert_eq!(names, expected, "{}", table.name());
         }
@@ -282,14 +255,9 @@ mod tests {
              value:\"CITY\"::VARCHAR AS \"CITY\""
         ));
         assert!(sql.contains("ON t.\"CITY\" = s.\"CITY\" AND t.\"TIMESTAMP\" = s.\"TIMESTAMP\""));
-        assert!(
-            !sql.contains("t.\"CITY\" = s.\"CITY\","),
-            "keys are not updated"
-        );
+        assert!(!sql.contains("t.\"CITY\" = s.\"CITY\","), "keys are not updated");
         assert_eq!(sql.matches('?').count(), 1);
-        assert!(Table::SocialPosts
-            .merge_sql("D", "S")
-            .contains("value:\"HASHTAGS\"::ARRAY AS \"HASHTAGS\""));
+        assert!(Table::SocialPosts.merge_sql("D", "S").contains("value:\"HASHTAGS\"::ARRAY AS \"HASHTAGS\""));
         assert_eq!(Table::from_name("price_history"), Some(Table::PriceHistory));
     }
 

@@ -16,8 +16,7 @@ use crate::config::{AuthConfig, SecretSource, SnowflakeConfig};
 
 /// Where the fakesnow venv lives.
 pub fn venv_dir() -> PathBuf {
-    std::env::var_os("MILLIONX_FAKESNOW_VENV")
-        .map_or_else(|| PathBuf::from("/opt/millionx/venv"), PathBuf::from)
+    std::env::var_os("MILLIONX_FAKESNOW_VENV").map_or_else(|| PathBuf::from("/opt/millionx/venv"), PathBuf::from)
 }
 
 /// The adapter script.
@@ -69,12 +68,7 @@ impl Fakesnow {
         }
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let log = std::env::temp_dir().join(format!("millionx-fakesnow-{port}.log"));
-        let mut f = Fakesnow {
-            port,
-            db_dir,
-            child: None,
-            log,
-        };
+        let mut f = Fakesnow { port, db_dir, child: None, log };
         f.spawn()?;
         Ok(f)
     }
@@ -83,9 +77,7 @@ impl Fakesnow {
         let log = std::fs::File::create(&self.log).map_err(|e| format!("log file: {e}"))?;
         let log2 = log.try_clone().map_err(|e| format!("log file: {e}"))?;
         let mut cmd = Command::new(venv_dir().join("bin/python"));
-        cmd.arg(adapter_script())
-            .arg("--port")
-            .arg(self.port.to_string());
+        cmd.arg(adapter_script()).arg("--port").arg(self.port.to_string());
         if let Some(dir) = &self.db_dir {
             cmd.arg("--db-dir").arg(dir);
         }
@@ -113,10 +105,7 @@ impl Fakesnow {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        Err(format!(
-            "fakesnow not ready on port {} within {limit:?}",
-            self.port
-        ))
+        Err(format!("fakesnow not ready on port {} within {limit:?}", self.port))
     }
 
     /// `http://127.0.0.1:<port>`.
@@ -191,16 +180,9 @@ fn login_probe(port: u16) -> bool {
 /// # Errors
 /// When generation or encoding fails.
 pub fn generate_key_pair() -> Result<(String, String), String> {
-    let key =
-        rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
-    let private = key
-        .to_pkcs8_pem(LineEnding::LF)
-        .map_err(|e| e.to_string())?
-        .to_string();
-    let public = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .map_err(|e| e.to_string())?;
+    let key = rsa::RsaPrivateKey::new(&mut rsa::rand_core::OsRng, 2048).map_err(|e| e.to_string())?;
+    let private = key.to_pkcs8_pem(LineEnding::LF).map_err(|e| e.to_string())?.to_string();
+    let public = key.to_public_key().to_public_key_pem(LineEnding::LF).map_err(|e| e.to_string())?;
     Ok((private, public))
 }
 
@@ -214,10 +196,7 @@ pub fn streaming_config(url: &str, key_file: &Path) -> SnowflakeConfig {
     ))
     .unwrap_or_else(|e| panic!("built-in test config: {e}"));
     c.auth = AuthConfig::KeyPair {
-        private_key: SecretSource {
-            env: None,
-            file: Some(key_file.to_path_buf()),
-        },
+        private_key: SecretSource { env: None, file: Some(key_file.to_path_buf()) },
         passphrase: None,
     };
     c
@@ -241,10 +220,7 @@ impl DropResponseProxy {
     pub fn start(upstream: &str, marker: &str) -> Result<DropResponseProxy, String> {
         use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
         use std::sync::Arc;
-        let target = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_owned();
+        let target = upstream.trim_start_matches("http://").trim_end_matches('/').to_owned();
         let listener = TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -253,10 +229,7 @@ impl DropResponseProxy {
         let marker = marker.as_bytes().to_vec();
         let counter = Arc::clone(&dropped);
         let thread = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                 return;
             };
             rt.block_on(async move {
@@ -271,8 +244,7 @@ impl DropResponseProxy {
                     let (mut cr, mut cw) = client.into_split();
                     let (mut sr, mut sw) = server.into_split();
                     let hit = Arc::new(AtomicBool::new(false));
-                    let (armed2, hit2, marker2) =
-                        (Arc::clone(&armed), Arc::clone(&hit), marker.clone());
+                    let (armed2, hit2, marker2) = (Arc::clone(&armed), Arc::clone(&hit), marker.clone());
                     tokio::spawn(async move {
                         let mut seen: Vec<u8> = Vec::new();
                         let mut buf = vec![0u8; 64 * 1024];
@@ -281,9 +253,7 @@ impl DropResponseProxy {
                                 break;
                             }
                             seen.extend_from_slice(&buf[..n]);
-                            if armed2.load(Ordering::SeqCst)
-                                && seen.windows(marker2.len()).any(|w| w == marker2)
-                            {
+                            if armed2.load(Ordering::SeqCst) && seen.windows(marker2.len()).any(|w| w == marker2) {
                                 hit2.store(true, Ordering::SeqCst);
                             }
                             if seen.len() > (1 << 20) {
@@ -310,11 +280,7 @@ impl DropResponseProxy {
                 }
             });
         });
-        Ok(DropResponseProxy {
-            addr,
-            dropped,
-            _thread: thread,
-        })
+        Ok(DropResponseProxy { addr, dropped, _thread: thread })
     }
 
     /// `http://127.0.0.1:<port>`.

@@ -41,31 +41,18 @@ fn row(id: u64, partition: u32) -> serde_json::Value {
 }
 
 /// `total` rows in batches of `size`, round-robin over `partitions`, offsets increasing per partition.
-fn batches(
-    total: u64,
-    size: u64,
-    partitions: u32,
-    framing: millionx_sink_util::Framing,
-) -> Vec<EncodedBatch> {
+fn batches(total: u64, size: u64, partitions: u32, framing: millionx_sink_util::Framing) -> Vec<EncodedBatch> {
     let mut out = Vec::new();
     let mut b = EncodedBatch::new(0, framing);
     for i in 0..total {
         let partition = (i % u64::from(partitions)) as u32;
         let offset = i / u64::from(partitions);
-        b.push_with(
-            Origin {
-                stream: StreamKind::Social,
-                partition,
-                offset,
-            },
-            0,
-            |o| {
-                let _ = serde_json::to_writer(&mut *o, &row(offset, partition));
-                if framing.separator.is_empty() {
-                    o.push(b'\n');
-                }
-            },
-        );
+        b.push_with(Origin { stream: StreamKind::Social, partition, offset }, 0, |o| {
+            let _ = serde_json::to_writer(&mut *o, &row(offset, partition));
+            if framing.separator.is_empty() {
+                o.push(b'\n');
+            }
+        });
         if b.len() as u64 == size {
             b.close();
             let seq = out.len() as u64 + 1;
@@ -110,44 +97,25 @@ fn load(config: &SnowflakeConfig, batches: Vec<EncodedBatch>) -> Result<Run, Str
     let secs = started.elapsed().as_secs_f64();
     let m = sink.metrics();
     let statements = (m.statements - before.statements).max(1);
-    let mean_latency_ms =
-        (m.latency_us_sum - before.latency_us_sum) as f64 / statements as f64 / 1000.0;
-    Ok(Run {
-        rows,
-        batches: n,
-        secs,
-        mean_latency_ms,
-    })
+    let mean_latency_ms = (m.latency_us_sum - before.latency_us_sum) as f64 / statements as f64 / 1000.0;
+    Ok(Run { rows, batches: n, secs, mean_latency_ms })
 }
 
 fn count(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime, sql: &str) -> Result<u64, String> {
     let client = client(config)?;
-    let (rows, _) = rt
-        .block_on(client.execute(sql, None))
-        .map_err(|e| e.to_string())?;
-    Ok(rows
-        .first()
-        .and_then(|r| r.values().next())
-        .and_then(|v| v.as_u64())
-        .unwrap_or(0))
+    let (rows, _) = rt.block_on(client.execute(sql, None)).map_err(|e| e.to_string())?;
+    Ok(rows.first().and_then(|r| r.values().next()).and_then(|v| v.as_u64()).unwrap_or(0))
 }
 
-fn client(
-    config: &SnowflakeConfig,
-) -> Result<millionx_sink_snowflake::sql::client::SqlClient, String> {
+fn client(config: &SnowflakeConfig) -> Result<millionx_sink_snowflake::sql::client::SqlClient, String> {
     let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
-    millionx_sink_snowflake::sql::client::SqlClient::new(config, creds, Default::default())
-        .map_err(|e| e.to_string())
+    millionx_sink_snowflake::sql::client::SqlClient::new(config, creds, Default::default()).map_err(|e| e.to_string())
 }
 
 /// Applies the schema script to the emulator.
 fn apply(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime) -> Result<(), String> {
     let client = client(config)?;
-    rt.block_on(millionx_sink_snowflake::schema::apply_schema(
-        &client,
-        std::io::sink(),
-    ))
-    .map(|_| ())
+    rt.block_on(millionx_sink_snowflake::schema::apply_schema(&client, std::io::sink())).map(|_| ())
 }
 
 fn main() -> Result<(), String> {
@@ -159,20 +127,11 @@ fn main() -> Result<(), String> {
         match a.as_str() {
             "--rows" => total = args.next().and_then(|v| v.parse().ok()).ok_or("--rows N")?,
             "--load-dir" => load_dir = Some(args.next().ok_or("--load-dir DIR")?.into()),
-            "--outage-secs" => {
-                outage = Some(
-                    args.next()
-                        .and_then(|v| v.parse().ok())
-                        .ok_or("--outage-secs S")?,
-                )
-            }
+            "--outage-secs" => outage = Some(args.next().and_then(|v| v.parse().ok()).ok_or("--outage-secs S")?),
             other => return Err(format!("unknown argument {other}")),
         }
     }
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     if let Some(secs) = outage {
         return outage_run(secs, &rt);
     }
@@ -180,30 +139,17 @@ fn main() -> Result<(), String> {
         return load_files(&dir, &rt);
     }
 
-    println!(
-        "| method | batch size | rows | batches | seconds | rows/s | mean request latency (ms) |"
-    );
+    println!("| method | batch size | rows | batches | seconds | rows/s | mean request latency (ms) |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let fakesnow = Fakesnow::start()?;
     let sql_config = fakesnow.config();
     apply(&sql_config, &rt)?;
     for size in [100u64, 1_000, 10_000] {
-        count(
-            &sql_config,
-            &rt,
-            "DELETE FROM MILLIONX.RAW_DATA.SOCIAL_POSTS",
-        )?;
+        count(&sql_config, &rt, "DELETE FROM MILLIONX.RAW_DATA.SOCIAL_POSTS")?;
         let mut config = sql_config.clone();
         config.batch.max_records = size as usize;
-        let run = load(
-            &config,
-            batches(total, size, 4, millionx_sink_util::Framing::JSON_ARRAY),
-        )?;
-        let loaded = count(
-            &sql_config,
-            &rt,
-            "SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.SOCIAL_POSTS",
-        )?;
+        let run = load(&config, batches(total, size, 4, millionx_sink_util::Framing::JSON_ARRAY))?;
+        let loaded = count(&sql_config, &rt, "SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.SOCIAL_POSTS")?;
         if loaded != run.rows {
             return Err(format!("sql_batch loaded {loaded} of {} rows", run.rows));
         }
@@ -217,22 +163,13 @@ fn main() -> Result<(), String> {
     let key = dir.join("rsa_key.p8");
     std::fs::write(&key, private).map_err(|e| e.to_string())?;
     for size in [100u64, 1_000, 10_000] {
-        let double = StreamingDouble::start(DoubleConfig::for_tests(
-            public.clone(),
-            Duration::from_millis(50),
-        ))?;
+        let double = StreamingDouble::start(DoubleConfig::for_tests(public.clone(), Duration::from_millis(50)))?;
         let mut config = streaming_config(&double.url(), &key);
         config.streaming.commit_poll_ms = 10;
-        let run = load(
-            &config,
-            batches(total, size, 4, millionx_sink_util::Framing::NDJSON),
-        )?;
+        let run = load(&config, batches(total, size, 4, millionx_sink_util::Framing::NDJSON))?;
         let loaded = double.rows(Table::SocialPosts).len() as u64;
         if loaded != run.rows {
-            return Err(format!(
-                "snowpipe_streaming loaded {loaded} of {} rows",
-                run.rows
-            ));
+            return Err(format!("snowpipe_streaming loaded {loaded} of {} rows", run.rows));
         }
         print_run("snowpipe_streaming (double)", size, &run);
     }
@@ -275,10 +212,7 @@ fn outage_run(secs: u64, rt: &tokio::runtime::Runtime) -> Result<(), String> {
         if done >= 5 && !killed {
             killed = true;
             f.kill();
-            println!(
-                "emulator killed at {:.1} s, back in {secs} s",
-                started.elapsed().as_secs_f64()
-            );
+            println!("emulator killed at {:.1} s, back in {secs} s", started.elapsed().as_secs_f64());
             std::thread::sleep(Duration::from_secs(secs));
             f.restart()?;
         }
@@ -288,11 +222,7 @@ fn outage_run(secs: u64, rt: &tokio::runtime::Runtime) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let loaded = count(
-        &config,
-        rt,
-        "SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.SOCIAL_POSTS",
-    )?;
+    let loaded = count(&config, rt, "SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.SOCIAL_POSTS")?;
     println!(
         "outage of {secs} s: {loaded} of 20000 rows loaded exactly once in {:.1} s, {} retries",
         started.elapsed().as_secs_f64(),
@@ -320,30 +250,18 @@ fn file_batches(dir: &std::path::Path, table: Table) -> Result<(Vec<EncodedBatch
     for f in files {
         let text = std::fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
         for line in text.lines().filter(|l| !l.is_empty()) {
-            let v: serde_json::Value =
-                serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
+            let v: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", f.display()))?;
             let partition = v["KAFKA_PARTITION"].as_u64().unwrap_or(0) as u32;
             let offset = v["KAFKA_OFFSET"].as_u64().unwrap_or(lines);
-            b.push_with(
-                Origin {
-                    stream: StreamKind::Social,
-                    partition,
-                    offset,
-                },
-                0,
-                |o| {
-                    o.extend_from_slice(line.as_bytes());
-                    o.push(b'\n');
-                },
-            );
+            b.push_with(Origin { stream: StreamKind::Social, partition, offset }, 0, |o| {
+                o.extend_from_slice(line.as_bytes());
+                o.push(b'\n');
+            });
             lines += 1;
             if b.len() == 1000 {
                 b.close();
                 let seq = out.len() as u64 + 1;
-                out.push(std::mem::replace(
-                    &mut b,
-                    EncodedBatch::new(seq, millionx_sink_util::Framing::NDJSON),
-                ));
+                out.push(std::mem::replace(&mut b, EncodedBatch::new(seq, millionx_sink_util::Framing::NDJSON)));
             }
         }
     }
@@ -354,11 +272,7 @@ fn file_batches(dir: &std::path::Path, table: Table) -> Result<(Vec<EncodedBatch
     Ok((out, lines))
 }
 
-fn write_all(
-    config: &SnowflakeConfig,
-    table: Table,
-    batches: Vec<EncodedBatch>,
-) -> Result<usize, String> {
+fn write_all(config: &SnowflakeConfig, table: Table, batches: Vec<EncodedBatch>) -> Result<usize, String> {
     let sink = SnowflakeSink::connect(config).map_err(|e| e.to_string())?;
     let mut writer = sink.writer(table);
     let n = batches.len();
@@ -374,13 +288,7 @@ fn write_all(
         for c in writer.poll() {
             let outcome = c.result.map_err(|e| e.to_string())?;
             for r in &outcome.rejected {
-                eprintln!(
-                    "{}: rejected item {}: {} {}",
-                    table.name(),
-                    r.index,
-                    r.reason,
-                    r.message
-                );
+                eprintln!("{}: rejected item {}: {} {}", table.name(), r.index, r.reason, r.message);
             }
             rejected += outcome.rejected.len();
             done += 1;
@@ -397,8 +305,7 @@ fn load_files(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Result<(),
     let (private, public) = generate_key_pair()?;
     let key = std::env::temp_dir().join(format!("millionx-load-{}.p8", std::process::id()));
     std::fs::write(&key, private).map_err(|e| e.to_string())?;
-    let double =
-        StreamingDouble::start(DoubleConfig::for_tests(public, Duration::from_millis(10)))?;
+    let double = StreamingDouble::start(DoubleConfig::for_tests(public, Duration::from_millis(10)))?;
     let mut streaming = streaming_config(&double.url(), &key);
     streaming.streaming.commit_poll_ms = 10;
     println!("| table | file rows | sql_batch rows | rejected | snowpipe_streaming rows |");
@@ -407,20 +314,10 @@ fn load_files(dir: &std::path::Path, rt: &tokio::runtime::Runtime) -> Result<(),
     for table in Table::ALL {
         let (batches, lines) = file_batches(dir, table)?;
         let rejected = write_all(&config, table, batches.clone())?;
-        let loaded = count(
-            &config,
-            rt,
-            &format!(
-                "SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.{}",
-                table.name()
-            ),
-        )?;
+        let loaded = count(&config, rt, &format!("SELECT COUNT(*) AS N FROM MILLIONX.RAW_DATA.{}", table.name()))?;
         write_all(&streaming, table, batches)?;
         let streamed = double.rows(table).len() as u64;
-        println!(
-            "| {} | {lines} | {loaded} | {rejected} | {streamed} |",
-            table.name()
-        );
+        println!("| {} | {lines} | {loaded} | {rejected} | {streamed} |", table.name());
         ok &= loaded == lines && streamed == lines && rejected == 0;
     }
     let _ = std::fs::remove_file(&key);

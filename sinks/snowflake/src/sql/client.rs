@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use backon::Retryable;
 use snowflake_connector_rs::{
-    AuthConfig as SfAuth, Client, ClientConfig, EndpointConfig, ErrorKind, KeyPairConfig,
-    PasswordConfig, QueryConfig, Session, SessionConfig, Statement,
+    AuthConfig as SfAuth, Client, ClientConfig, EndpointConfig, ErrorKind, KeyPairConfig, PasswordConfig, QueryConfig,
+    Session, SessionConfig, Statement,
 };
 use tokio::sync::Mutex;
 
@@ -51,9 +51,7 @@ impl SqlError {
     /// The code part.
     pub fn code(&self) -> &str {
         match self {
-            SqlError::Transient { code, .. }
-            | SqlError::Rejected { code, .. }
-            | SqlError::Fatal { code, .. } => code,
+            SqlError::Transient { code, .. } | SqlError::Rejected { code, .. } | SqlError::Fatal { code, .. } => code,
         }
     }
 
@@ -70,38 +68,22 @@ const TRANSIENT_CODES: &[&str] = &["390104", "390112", "390114", "000603", "0006
 
 /// Classifies a connector error.
 pub fn classify(e: &snowflake_connector_rs::Error) -> SqlError {
-    let message = e
-        .snowflake_message()
-        .map(str::to_owned)
-        .unwrap_or_else(|| e.to_string());
+    let message = e.snowflake_message().map(str::to_owned).unwrap_or_else(|| e.to_string());
     match e.kind() {
         ErrorKind::Network => {
             // Non-2xx HTTP answers are reported as network errors; their text carries the status.
             let text = e.to_string();
             let status = (400..600u16).find(|s| text.contains(&s.to_string()));
             match status {
-                Some(s) if s == 429 || s == 408 || s >= 500 || s == 401 => SqlError::Transient {
-                    code: format!("http_{s}"),
-                    message,
-                },
-                Some(s) => SqlError::Fatal {
-                    code: format!("http_{s}"),
-                    message,
-                },
-                None => SqlError::Transient {
-                    code: "network".into(),
-                    message,
-                },
+                Some(s) if s == 429 || s == 408 || s >= 500 || s == 401 => {
+                    SqlError::Transient { code: format!("http_{s}"), message }
+                }
+                Some(s) => SqlError::Fatal { code: format!("http_{s}"), message },
+                None => SqlError::Transient { code: "network".into(), message },
             }
         }
-        ErrorKind::Timeout => SqlError::Transient {
-            code: "timeout".into(),
-            message,
-        },
-        ErrorKind::SessionExpired => SqlError::Transient {
-            code: "390112".into(),
-            message,
-        },
+        ErrorKind::Timeout => SqlError::Transient { code: "timeout".into(), message },
+        ErrorKind::SessionExpired => SqlError::Transient { code: "390112".into(), message },
         ErrorKind::Server => {
             let code = e.snowflake_code().unwrap_or("server").to_owned();
             if TRANSIENT_CODES.contains(&code.as_str()) {
@@ -112,10 +94,7 @@ pub fn classify(e: &snowflake_connector_rs::Error) -> SqlError {
                 SqlError::Fatal { code, message }
             }
         }
-        kind => SqlError::Fatal {
-            code: format!("{kind:?}").to_ascii_lowercase(),
-            message,
-        },
+        kind => SqlError::Fatal { code: format!("{kind:?}").to_ascii_lowercase(), message },
     }
 }
 
@@ -129,9 +108,7 @@ pub struct SqlClient {
 
 impl std::fmt::Debug for SqlClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlClient")
-            .field("client", &self.client)
-            .finish_non_exhaustive()
+        f.debug_struct("SqlClient").field("client", &self.client).finish_non_exhaustive()
     }
 }
 
@@ -144,41 +121,26 @@ impl SqlClient {
     ///
     /// # Errors
     /// [`SqlError::Fatal`] when the connector rejects the endpoint or key configuration.
-    pub fn new(
-        config: &SnowflakeConfig,
-        credentials: Credentials,
-        metrics: Arc<Metrics>,
-    ) -> Result<Self, SqlError> {
-        let fatal = |e: snowflake_connector_rs::Error| SqlError::Fatal {
-            code: "config".into(),
-            message: e.to_string(),
-        };
+    pub fn new(config: &SnowflakeConfig, credentials: Credentials, metrics: Arc<Metrics>) -> Result<Self, SqlError> {
+        let fatal =
+            |e: snowflake_connector_rs::Error| SqlError::Fatal { code: "config".into(), message: e.to_string() };
         let auth = match credentials {
             Credentials::Password(p) => SfAuth::password(PasswordConfig::new(p.expose())),
-            Credentials::KeyPair {
-                pem,
-                passphrase: None,
-            } => SfAuth::key_pair(KeyPairConfig::from_pem(pem.expose())),
-            Credentials::KeyPair {
-                pem,
-                passphrase: Some(pass),
-            } => SfAuth::key_pair(KeyPairConfig::from_encrypted_pem(
-                pem.expose(),
-                pass.expose().as_bytes().to_vec(),
-            )),
+            Credentials::KeyPair { pem, passphrase: None } => SfAuth::key_pair(KeyPairConfig::from_pem(pem.expose())),
+            Credentials::KeyPair { pem, passphrase: Some(pass) } => {
+                SfAuth::key_pair(KeyPairConfig::from_encrypted_pem(pem.expose(), pass.expose().as_bytes().to_vec()))
+            }
         };
-        let url = reqwest::Url::parse(&config.base_url()).map_err(|e| SqlError::Fatal {
-            code: "config".into(),
-            message: format!("host: {e}"),
-        })?;
+        let url = reqwest::Url::parse(&config.base_url())
+            .map_err(|e| SqlError::Fatal { code: "config".into(), message: format!("host: {e}") })?;
         let session = SessionConfig::new()
             .with_role(&config.role)
             .with_warehouse(&config.warehouse)
             .with_database(&config.database)
             .with_schema(&config.schema)
             .with_session_parameter("QUERY_TAG", QUERY_TAG.into());
-        let query = QueryConfig::new()
-            .with_query_response_timeout(Duration::from_millis(config.sql.statement_timeout_ms));
+        let query =
+            QueryConfig::new().with_query_response_timeout(Duration::from_millis(config.sql.statement_timeout_ms));
         let client = Client::new(
             ClientConfig::new(&config.user, &config.account, auth)
                 .with_session(session)
@@ -186,12 +148,7 @@ impl SqlClient {
                 .with_endpoint(EndpointConfig::custom_base_url(url)),
         )
         .map_err(fatal)?;
-        Ok(SqlClient {
-            client,
-            session: Mutex::new(None),
-            retry: config.retry,
-            metrics,
-        })
+        Ok(SqlClient { client, session: Mutex::new(None), retry: config.retry, metrics })
     }
 
     async fn session(&self) -> Result<Arc<Session>, SqlError> {
@@ -199,16 +156,11 @@ impl SqlClient {
         if let Some(s) = guard.as_ref() {
             return Ok(Arc::clone(s));
         }
-        let s = Arc::new(
-            self.client
-                .create_session()
-                .await
-                .map_err(|e| match classify(&e) {
-                    // A login that fails for a server-side reason other than transient is a credentials problem.
-                    SqlError::Rejected { code, message } => SqlError::Fatal { code, message },
-                    other => other,
-                })?,
-        );
+        let s = Arc::new(self.client.create_session().await.map_err(|e| match classify(&e) {
+            // A login that fails for a server-side reason other than transient is a credentials problem.
+            SqlError::Rejected { code, message } => SqlError::Fatal { code, message },
+            other => other,
+        })?);
         *guard = Some(Arc::clone(&s));
         Ok(s)
     }
@@ -228,11 +180,7 @@ impl SqlClient {
         let session = self.session().await?;
         let started = Instant::now();
         let result = match bind {
-            Some(b) => {
-                session
-                    .query(Statement::new(sql.to_owned()).bind(b.to_owned()))
-                    .await
-            }
+            Some(b) => session.query(Statement::new(sql.to_owned()).bind(b.to_owned())).await,
             None => session.query(Statement::new(sql.to_owned())).await,
         };
         let rows = match result {
@@ -241,10 +189,7 @@ impl SqlClient {
         };
         self.metrics.statement_latency(started.elapsed());
         match rows {
-            Ok(rows) => Ok(rows
-                .into_iter()
-                .filter_map(|r| r.into_json_object().ok())
-                .collect()),
+            Ok(rows) => Ok(rows.into_iter().filter_map(|r| r.into_json_object().ok()).collect()),
             Err(e) => {
                 let err = classify(&e);
                 self.metrics.error(err.code());

@@ -4,9 +4,7 @@
 use std::sync::Arc;
 
 use millionx_dataflow::Reason;
-use millionx_sink_util::{
-    BatchWriter, Completion, EncodedBatch, Framing, ItemRejection, SinkError, WriteOutcome,
-};
+use millionx_sink_util::{BatchWriter, Completion, EncodedBatch, Framing, ItemRejection, SinkError, WriteOutcome};
 
 use crate::metrics::Metrics;
 use crate::sql::client::{SqlClient, SqlError};
@@ -71,18 +69,10 @@ impl BatchWriter for SqlBatchWriter {
             let result = write_batch(&client, &sql, table, body.as_ref().unwrap_or(&batch)).await;
             if let Ok(outcome) = &result {
                 let rejected = outcome.rejected.len() as u64;
-                metrics.batch(
-                    batch.len() as u64 - rejected,
-                    batch.body.len() as u64,
-                    rejected,
-                );
+                metrics.batch(batch.len() as u64 - rejected, batch.body.len() as u64, rejected);
             }
             // The receiver lives as long as the writer; a dropped writer no longer wants completions.
-            let _ = tx.send(Completion {
-                seq: batch.seq,
-                result,
-                batch,
-            });
+            let _ = tx.send(Completion { seq: batch.seq, result, batch });
         });
     }
 
@@ -134,9 +124,8 @@ pub async fn write_batch(
             Ok(t) => t,
             Err(_) => {
                 // Not UTF-8: reject the items that are not, write the rest.
-                let (bad, good): (Vec<usize>, Vec<usize>) = indices
-                    .iter()
-                    .partition(|&&i| std::str::from_utf8(batch.item_bytes(i)).is_err());
+                let (bad, good): (Vec<usize>, Vec<usize>) =
+                    indices.iter().partition(|&&i| std::str::from_utf8(batch.item_bytes(i)).is_err());
                 for index in bad {
                     outcome.rejected.push(ItemRejection {
                         index,
@@ -153,11 +142,7 @@ pub async fn write_batch(
         match client.execute(merge_sql, Some(text)).await {
             Ok((_, retries)) => outcome.retries += retries,
             Err(SqlError::Rejected { code, message }) if indices.len() == 1 => {
-                outcome.rejected.push(ItemRejection {
-                    index: indices[0],
-                    reason: rejection_reason(&code),
-                    message,
-                });
+                outcome.rejected.push(ItemRejection { index: indices[0], reason: rejection_reason(&code), message });
             }
             Err(SqlError::Rejected { .. }) => {
                 let (left, right) = indices.split_at(indices.len() / 2);
@@ -165,17 +150,9 @@ pub async fn write_batch(
                 todo.push(left.to_vec());
             }
             Err(e @ SqlError::Transient { .. }) => {
-                return Err(SinkError {
-                    sink,
-                    message: format!("retries exhausted: {e}"),
-                });
+                return Err(SinkError { sink, message: format!("retries exhausted: {e}") });
             }
-            Err(e @ SqlError::Fatal { .. }) => {
-                return Err(SinkError {
-                    sink,
-                    message: e.to_string(),
-                })
-            }
+            Err(e @ SqlError::Fatal { .. }) => return Err(SinkError { sink, message: e.to_string() }),
         }
     }
     outcome.rejected.sort_by_key(|r| r.index);

@@ -61,9 +61,7 @@ impl ApiError {
     /// The code part.
     pub fn code(&self) -> &str {
         match self {
-            ApiError::Transient { code, .. }
-            | ApiError::Reopen { code, .. }
-            | ApiError::Fatal { code, .. } => code,
+            ApiError::Transient { code, .. } | ApiError::Reopen { code, .. } | ApiError::Fatal { code, .. } => code,
         }
     }
 }
@@ -98,9 +96,7 @@ impl ChannelStatus {
 
     /// The committed offset token as a Kafka offset (tokens this sink writes are decimal offsets).
     pub fn committed_offset(&self) -> Option<u64> {
-        self.last_committed_offset_token
-            .as_deref()
-            .and_then(|t| t.parse().ok())
+        self.last_committed_offset_token.as_deref().and_then(|t| t.parse().ok())
     }
 }
 
@@ -153,9 +149,7 @@ pub struct StreamingApi {
 
 impl std::fmt::Debug for StreamingApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingApi")
-            .field("account_url", &self.account_url.as_str())
-            .finish_non_exhaustive()
+        f.debug_struct("StreamingApi").field("account_url", &self.account_url.as_str()).finish_non_exhaustive()
     }
 }
 
@@ -174,20 +168,13 @@ fn seg(s: &str) -> String {
 
 fn from_reqwest(e: &reqwest::Error) -> ApiError {
     let code = if e.is_timeout() { "timeout" } else { "network" };
-    ApiError::Transient {
-        code: code.into(),
-        message: e.to_string(),
-    }
+    ApiError::Transient { code: code.into(), message: e.to_string() }
 }
 
 fn from_status(status: StatusCode, body: &[u8]) -> ApiError {
     let parsed: ErrorBody = serde_json::from_slice(body).unwrap_or_default();
-    let code = parsed
-        .code
-        .unwrap_or_else(|| format!("http_{}", status.as_u16()));
-    let message = parsed
-        .message
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
+    let code = parsed.code.unwrap_or_else(|| format!("http_{}", status.as_u16()));
+    let message = parsed.message.unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(300).collect());
     if code.contains("CONTINUATION_TOKEN") {
         ApiError::Reopen { code, message }
     } else if status == StatusCode::TOO_MANY_REQUESTS
@@ -244,10 +231,7 @@ impl StreamingApi {
         let http = reqwest::Client::builder()
             .timeout(request_timeout)
             .connect_timeout(Duration::from_secs(10))
-            .user_agent(concat!(
-                "millionx-sink-snowflake/",
-                env!("CARGO_PKG_VERSION")
-            ))
+            .user_agent(concat!("millionx-sink-snowflake/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| e.to_string())?;
         Ok(StreamingApi {
@@ -263,10 +247,7 @@ impl StreamingApi {
     }
 
     fn jwt(&self) -> String {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
         self.key.jwt(&self.account, &self.user, now, 3540)
     }
 
@@ -279,34 +260,16 @@ impl StreamingApi {
             }
         }
         let jwt = self.jwt();
-        let url = self
-            .account_url
-            .join("v2/streaming/hostname")
-            .map_err(|e| fatal_url(&e))?;
+        let url = self.account_url.join("v2/streaming/hostname").map_err(|e| fatal_url(&e))?;
         let body = with_jwt(self.http.get(url), &jwt).await?;
         let hostname = token_field(&body, "hostname");
-        let ingest =
-            Url::parse(&format!("{}://{hostname}/", self.account_url.scheme())).map_err(|e| {
-                ApiError::Fatal {
-                    code: "bad_hostname".into(),
-                    message: format!("{hostname:?}: {e}"),
-                }
-            })?;
-        let url = self
-            .account_url
-            .join("oauth/token")
-            .map_err(|e| fatal_url(&e))?;
-        let form = [
-            ("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"),
-            ("scope", hostname.as_str()),
-        ];
+        let ingest = Url::parse(&format!("{}://{hostname}/", self.account_url.scheme()))
+            .map_err(|e| ApiError::Fatal { code: "bad_hostname".into(), message: format!("{hostname:?}: {e}") })?;
+        let url = self.account_url.join("oauth/token").map_err(|e| fatal_url(&e))?;
+        let form = [("grant_type", "urn:ietf:params:oauth:grant-type:jwt-bearer"), ("scope", hostname.as_str())];
         let body = with_jwt(self.http.post(url).form(&form), &jwt).await?;
         let token = token_field(&body, "token");
-        *guard = Some(Scoped {
-            ingest: ingest.clone(),
-            token: token.clone(),
-            obtained: Instant::now(),
-        });
+        *guard = Some(Scoped { ingest: ingest.clone(), token: token.clone(), obtained: Instant::now() });
         Ok((ingest, token))
     }
 
@@ -330,15 +293,10 @@ impl StreamingApi {
             }
             q.append_pair("requestId", &uuid::Uuid::new_v4().to_string());
         }
-        let mut req = self
-            .http
-            .request(method, url)
-            .bearer_auth(token)
-            .header("X-Snowflake-Authorization-Token-Type", "OAUTH");
+        let mut req =
+            self.http.request(method, url).bearer_auth(token).header("X-Snowflake-Authorization-Token-Type", "OAUTH");
         if let Some((content_type, bytes)) = body {
-            req = req
-                .header(reqwest::header::CONTENT_TYPE, content_type)
-                .body(bytes);
+            req = req.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }
         let resp = req.send().await.map_err(|e| from_reqwest(&e))?;
         let status = resp.status();
@@ -353,12 +311,7 @@ impl StreamingApi {
     }
 
     fn pipe_path(&self, pipe: &str) -> String {
-        format!(
-            "v2/streaming/databases/{}/schemas/{}/pipes/{}",
-            seg(&self.database),
-            seg(&self.schema),
-            seg(pipe)
-        )
+        format!("v2/streaming/databases/{}/schemas/{}/pipes/{}", seg(&self.database), seg(&self.schema), seg(pipe))
     }
 
     /// Opens or re-opens `channel` on `pipe`.
@@ -367,14 +320,7 @@ impl StreamingApi {
     /// The classified failure.
     pub async fn open_channel(&self, pipe: &str, channel: &str) -> Result<OpenChannel, ApiError> {
         let path = format!("{}/channels/{}", self.pipe_path(pipe), seg(channel));
-        let body = self
-            .call(
-                Method::PUT,
-                &path,
-                &[],
-                Some(("application/json", b"{}".to_vec())),
-            )
-            .await?;
+        let body = self.call(Method::PUT, &path, &[], Some(("application/json", b"{}".to_vec()))).await?;
         serde_json::from_slice(&body).map_err(|e| bad_body("open channel", &e))
     }
 
@@ -398,18 +344,8 @@ impl StreamingApi {
             seg(pipe),
             seg(channel)
         );
-        let query = [
-            ("continuationToken", continuation_token),
-            ("offsetToken", offset_token),
-        ];
-        let body = self
-            .call(
-                Method::POST,
-                &path,
-                &query,
-                Some(("application/x-ndjson", rows)),
-            )
-            .await?;
+        let query = [("continuationToken", continuation_token), ("offsetToken", offset_token)];
+        let body = self.call(Method::POST, &path, &query, Some(("application/x-ndjson", rows))).await?;
         serde_json::from_slice::<NextToken>(&body)
             .map(|t| t.next_continuation_token)
             .map_err(|e| bad_body("append rows", &e))
@@ -427,9 +363,7 @@ impl StreamingApi {
         let path = format!("{}:bulk-channel-status", self.pipe_path(pipe));
         let req = serde_json::to_vec(&serde_json::json!({ "channel_names": channels }))
             .map_err(|e| bad_body("channel status request", &e))?;
-        let body = self
-            .call(Method::POST, &path, &[], Some(("application/json", req)))
-            .await?;
+        let body = self.call(Method::POST, &path, &[], Some(("application/json", req))).await?;
         serde_json::from_slice::<Statuses>(&body)
             .map(|s| s.channel_statuses)
             .map_err(|e| bad_body("channel status", &e))
@@ -437,17 +371,11 @@ impl StreamingApi {
 }
 
 fn fatal_url(e: &impl std::fmt::Display) -> ApiError {
-    ApiError::Fatal {
-        code: "bad_url".into(),
-        message: e.to_string(),
-    }
+    ApiError::Fatal { code: "bad_url".into(), message: e.to_string() }
 }
 
 fn bad_body(what: &str, e: &serde_json::Error) -> ApiError {
-    ApiError::Fatal {
-        code: "bad_response".into(),
-        message: format!("{what}: {e}"),
-    }
+    ApiError::Fatal { code: "bad_response".into(), message: format!("{what}: {e}") }
 }
 
 #[cfg(test)]
@@ -457,29 +385,11 @@ mod tests {
     #[test]
     fn errors_are_classified_by_status_and_code() {
         let stale = br#"{"code":"STALE_CONTINUATION_TOKEN_SEQUENCER","message":"reopen"}"#;
-        assert!(matches!(
-            from_status(StatusCode::BAD_REQUEST, stale),
-            ApiError::Reopen { .. }
-        ));
-        assert!(matches!(
-            from_status(StatusCode::TOO_MANY_REQUESTS, b""),
-            ApiError::Transient { .. }
-        ));
-        assert!(matches!(
-            from_status(StatusCode::SERVICE_UNAVAILABLE, b"busy"),
-            ApiError::Transient { .. }
-        ));
-        let e = from_status(
-            StatusCode::NOT_FOUND,
-            br#"{"code":"PIPE_NOT_FOUND","message":"no pipe"}"#,
-        );
-        assert_eq!(
-            e,
-            ApiError::Fatal {
-                code: "PIPE_NOT_FOUND".into(),
-                message: "no pipe".into()
-            }
-        );
+        assert!(matches!(from_status(StatusCode::BAD_REQUEST, stale), ApiError::Reopen { .. }));
+        assert!(matches!(from_status(StatusCode::TOO_MANY_REQUESTS, b""), ApiError::Transient { .. }));
+        assert!(matches!(from_status(StatusCode::SERVICE_UNAVAILABLE, b"busy"), ApiError::Transient { .. }));
+        let e = from_status(StatusCode::NOT_FOUND, br#"{"code":"PIPE_NOT_FOUND","message":"no pipe"}"#);
+        assert_eq!(e, ApiError::Fatal { code: "PIPE_NOT_FOUND".into(), message: "no pipe".into() });
         assert_eq!(from_status(StatusCode::FORBIDDEN, b"no").code(), "http_403");
     }
 
@@ -487,10 +397,7 @@ mod tests {
     fn tokens_in_json_or_plain_bodies() {
         assert_eq!(token_field(r#"{"token":"abc"}"#, "token"), "abc");
         assert_eq!(token_field("abc\n", "token"), "abc");
-        assert_eq!(
-            token_field(r#"{"hostname":"h.example:1"}"#, "hostname"),
-            "h.example:1"
-        );
+        assert_eq!(token_field(r#"{"hostname":"h.example:1"}"#, "hostname"), "h.example:1");
         assert_eq!(seg("SOCIAL_POSTS-STREAMING"), "SOCIAL_POSTS-STREAMING");
         assert_eq!(seg("a b/c"), "a%20b%2Fc");
     }

@@ -120,9 +120,7 @@ impl Shared {
     }
 
     fn table_of(&self, pipe: &str) -> Option<Table> {
-        Table::ALL.into_iter().find(|t| {
-            pipe.eq_ignore_ascii_case(&format!("{}{}", t.name(), self.config.pipe_suffix))
-        })
+        Table::ALL.into_iter().find(|t| pipe.eq_ignore_ascii_case(&format!("{}{}", t.name(), self.config.pipe_suffix)))
     }
 }
 
@@ -136,127 +134,70 @@ pub struct StreamingDouble {
 
 impl std::fmt::Debug for StreamingDouble {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StreamingDouble")
-            .field("addr", &self.addr)
-            .finish_non_exhaustive()
+        f.debug_struct("StreamingDouble").field("addr", &self.addr).finish_non_exhaustive()
     }
 }
 
 fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response {
-    (
-        status,
-        Json(json!({ "code": code, "message": message.into() })),
-    )
-        .into_response()
+    (status, Json(json!({ "code": code, "message": message.into() }))).into_response()
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("authorization")?
-        .to_str()
-        .ok()?
-        .strip_prefix("Bearer ")
+    headers.get("authorization")?.to_str().ok()?.strip_prefix("Bearer ")
 }
 
 fn now_s() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 fn check_jwt(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let token = bearer(headers)
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "MISSING_TOKEN", "no bearer token"))?;
+    let token = bearer(headers).ok_or_else(|| error(StatusCode::UNAUTHORIZED, "MISSING_TOKEN", "no bearer token"))?;
     let claims = jwt::verify(token, &shared.config.public_key_pem)
         .map_err(|e| error(StatusCode::UNAUTHORIZED, "INVALID_JWT", e))?;
     let fp = jwt::fingerprint(
-        &<rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_pem(
-            &shared.config.public_key_pem,
-        )
-        .map_err(|e| {
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "DOUBLE_KEY",
-                e.to_string(),
-            )
-        })?,
+        &<rsa::RsaPublicKey as rsa::pkcs8::DecodePublicKey>::from_public_key_pem(&shared.config.public_key_pem)
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "DOUBLE_KEY", e.to_string()))?,
     )
     .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "DOUBLE_KEY", e))?;
-    let qualified = format!(
-        "{}.{}",
-        jwt::claim_account(&shared.config.account),
-        shared.config.user.to_ascii_uppercase()
-    );
+    let qualified =
+        format!("{}.{}", jwt::claim_account(&shared.config.account), shared.config.user.to_ascii_uppercase());
     if claims.sub != qualified || claims.iss != format!("{qualified}.{fp}") {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_JWT",
-            "iss/sub do not name this account, user and key",
-        ));
+        return Err(error(StatusCode::UNAUTHORIZED, "INVALID_JWT", "iss/sub do not name this account, user and key"));
     }
     let now = now_s();
     if claims.exp <= now || claims.iat > now + 60 || claims.exp - claims.iat > 3600 {
-        return Err(error(
-            StatusCode::UNAUTHORIZED,
-            "JWT_EXPIRED",
-            "token expired or lifetime over 1 h",
-        ));
+        return Err(error(StatusCode::UNAUTHORIZED, "JWT_EXPIRED", "token expired or lifetime over 1 h"));
     }
     Ok(())
 }
 
 fn check_scoped(shared: &Shared, headers: &HeaderMap) -> Result<(), Response> {
-    let token = bearer(headers)
-        .ok_or_else(|| error(StatusCode::UNAUTHORIZED, "MISSING_TOKEN", "no bearer token"))?;
+    let token = bearer(headers).ok_or_else(|| error(StatusCode::UNAUTHORIZED, "MISSING_TOKEN", "no bearer token"))?;
     if shared.lock().scoped_tokens.iter().any(|t| t == token) {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "INVALID_TOKEN",
-            "unknown scoped token",
-        ))
+        Err(error(StatusCode::UNAUTHORIZED, "INVALID_TOKEN", "unknown scoped token"))
     }
 }
 
 /// A data-endpoint request: the scoped token, then the database, schema and pipe names.
-fn authorize(
-    shared: &Shared,
-    headers: &HeaderMap,
-    db: &str,
-    schema: &str,
-    pipe: &str,
-) -> Result<Table, Response> {
+fn authorize(shared: &Shared, headers: &HeaderMap, db: &str, schema: &str, pipe: &str) -> Result<Table, Response> {
     check_scoped(shared, headers)?;
     check_names(shared, db, schema, pipe)
 }
 
 fn check_names(shared: &Shared, db: &str, schema: &str, pipe: &str) -> Result<Table, Response> {
-    if !db.eq_ignore_ascii_case(&shared.config.database)
-        || !schema.eq_ignore_ascii_case(&shared.config.schema)
-    {
-        return Err(error(
-            StatusCode::NOT_FOUND,
-            "DATABASE_OR_SCHEMA_NOT_FOUND",
-            format!("{db}.{schema}"),
-        ));
+    if !db.eq_ignore_ascii_case(&shared.config.database) || !schema.eq_ignore_ascii_case(&shared.config.schema) {
+        return Err(error(StatusCode::NOT_FOUND, "DATABASE_OR_SCHEMA_NOT_FOUND", format!("{db}.{schema}")));
     }
-    shared.table_of(pipe).ok_or_else(|| {
-        error(
-            StatusCode::NOT_FOUND,
-            "PIPE_NOT_FOUND",
-            format!("pipe {pipe}"),
-        )
-    })
+    shared.table_of(pipe).ok_or_else(|| error(StatusCode::NOT_FOUND, "PIPE_NOT_FOUND", format!("pipe {pipe}")))
 }
 
 /// Commits every pending append whose delay has passed.
 fn promote(state: &mut State, now: Instant, table_of: impl Fn(&str) -> Option<Table>) {
     for ((pipe, _), ch) in state.channels.iter_mut() {
-        let (ready, waiting): (Vec<Pending>, Vec<Pending>) = std::mem::take(&mut ch.pending)
-            .into_iter()
-            .partition(|p| p.ready_at <= now);
+        let (ready, waiting): (Vec<Pending>, Vec<Pending>) =
+            std::mem::take(&mut ch.pending).into_iter().partition(|p| p.ready_at <= now);
         ch.pending = waiting;
         for p in ready {
             ch.rows_inserted += p.rows.len() as u64;
@@ -281,11 +222,7 @@ fn status_json(db: &str, schema: &str, pipe: &str, name: &str, ch: &Channel, bul
         "last_error_offset_upper_bound": ch.last_error_offset_upper_bound,
         "last_error_message": ch.last_error_message, "snowflake_avg_processing_latency_ms": 0,
     });
-    v[if bulk {
-        "rows_errors"
-    } else {
-        "rows_error_count"
-    }] = json!(ch.rows_errors);
+    v[if bulk { "rows_errors" } else { "rows_error_count" }] = json!(ch.rows_errors);
     v
 }
 
@@ -311,18 +248,10 @@ async fn oauth_token(
         return r;
     }
     if form.grant_type != "urn:ietf:params:oauth:grant-type:jwt-bearer" {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "UNSUPPORTED_GRANT_TYPE",
-            form.grant_type,
-        );
+        return error(StatusCode::BAD_REQUEST, "UNSUPPORTED_GRANT_TYPE", form.grant_type);
     }
     if form.scope != shared.host {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_SCOPE",
-            "scope must be the ingest host name",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_SCOPE", "scope must be the ingest host name");
     }
     let token = format!("scoped-{}", uuid::Uuid::new_v4());
     shared.lock().scoped_tokens.push(token.clone());
@@ -341,15 +270,9 @@ async fn open_channel(
     let table_of = |p: &str| shared.table_of(p);
     let mut state = shared.lock();
     promote(&mut state, Instant::now(), table_of);
-    let ch = state
-        .channels
-        .entry((pipe.to_ascii_uppercase(), channel.clone()))
-        .or_default();
+    let ch = state.channels.entry((pipe.to_ascii_uppercase(), channel.clone())).or_default();
     if ch.created_on_ms == 0 {
-        ch.created_on_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(1);
+        ch.created_on_ms = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(1);
     }
     ch.client_seq += 1;
     ch.row_seq = 0;
@@ -402,25 +325,13 @@ async fn append_rows(
         Err(r) => return r,
     };
     if headers.get("content-type").and_then(|v| v.to_str().ok()) != Some("application/x-ndjson") {
-        return error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "INVALID_CONTENT_TYPE",
-            "use application/x-ndjson",
-        );
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "INVALID_CONTENT_TYPE", "use application/x-ndjson");
     }
     if body.len() > 4_000_000 {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "PAYLOAD_TOO_LARGE",
-            "rows over 4 MB",
-        );
+        return error(StatusCode::PAYLOAD_TOO_LARGE, "PAYLOAD_TOO_LARGE", "rows over 4 MB");
     }
     let Some(token) = q.continuation_token else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "MISSING_CONTINUATION_TOKEN",
-            "continuationToken is required",
-        );
+        return error(StatusCode::BAD_REQUEST, "MISSING_CONTINUATION_TOKEN", "continuationToken is required");
     };
     let table_of = |p: &str| shared.table_of(p);
     let mut state = shared.lock();
@@ -428,39 +339,15 @@ async fn append_rows(
     let faults = state.faults;
     if faults.every_nth_append > 0 && state.appends % faults.every_nth_append == 0 {
         let status = StatusCode::from_u16(faults.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-        return error(
-            status,
-            if faults.status == 429 {
-                "THROTTLED"
-            } else {
-                "SERVICE_UNAVAILABLE"
-            },
-            "injected fault",
-        );
+        return error(status, if faults.status == 429 { "THROTTLED" } else { "SERVICE_UNAVAILABLE" }, "injected fault");
     }
     promote(&mut state, Instant::now(), table_of);
-    let Some(ch) = state
-        .channels
-        .get_mut(&(pipe.to_ascii_uppercase(), channel))
-    else {
-        return error(
-            StatusCode::NOT_FOUND,
-            "CHANNEL_NOT_FOUND",
-            "open the channel first",
-        );
+    let Some(ch) = state.channels.get_mut(&(pipe.to_ascii_uppercase(), channel)) else {
+        return error(StatusCode::NOT_FOUND, "CHANNEL_NOT_FOUND", "open the channel first");
     };
-    let (seq, row_seq) = match token
-        .split_once('_')
-        .map(|(a, b)| (a.parse::<u64>(), b.parse::<u64>()))
-    {
+    let (seq, row_seq) = match token.split_once('_').map(|(a, b)| (a.parse::<u64>(), b.parse::<u64>())) {
         Some((Ok(a), Ok(b))) => (a, b),
-        _ => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "INVALID_CONTINUATION_TOKEN",
-                "malformed continuation token",
-            )
-        }
+        _ => return error(StatusCode::BAD_REQUEST, "INVALID_CONTINUATION_TOKEN", "malformed continuation token"),
     };
     if seq != ch.client_seq {
         return error(
@@ -470,31 +357,17 @@ async fn append_rows(
         );
     }
     if row_seq != ch.row_seq {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_CONTINUATION_TOKEN",
-            "row sequencer does not match",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_CONTINUATION_TOKEN", "row sequencer does not match");
     }
     if body.is_empty() || !body.ends_with(b"\n") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "INVALID_NDJSON",
-            "each JSON text must end with a newline",
-        );
+        return error(StatusCode::BAD_REQUEST, "INVALID_NDJSON", "each JSON text must end with a newline");
     }
     let mut rows = Vec::new();
     for line in body.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let value: Value = match serde_json::from_slice(line) {
             Ok(v) => v,
-            Err(e) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "INVALID_NDJSON",
-                    format!("not RFC 8259 JSON: {e}"),
-                )
-            }
+            Err(e) => return error(StatusCode::BAD_REQUEST, "INVALID_NDJSON", format!("not RFC 8259 JSON: {e}")),
         };
         ch.rows_parsed += 1;
         match row_error(table, &value) {
@@ -514,8 +387,7 @@ async fn append_rows(
         rows,
         token: q.offset_token,
     });
-    Json(json!({ "next_continuation_token": format!("{}_{}", ch.client_seq, ch.row_seq) }))
-        .into_response()
+    Json(json!({ "next_continuation_token": format!("{}_{}", ch.client_seq, ch.row_seq) })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -540,14 +412,8 @@ async fn bulk_status(
     promote(&mut state, Instant::now(), table_of);
     let mut out = serde_json::Map::new();
     for name in body.channel_names {
-        if let Some(ch) = state
-            .channels
-            .get(&(pipe.to_ascii_uppercase(), name.clone()))
-        {
-            out.insert(
-                name.clone(),
-                status_json(&db, &schema, pipe, &name, ch, true),
-            );
+        if let Some(ch) = state.channels.get(&(pipe.to_ascii_uppercase(), name.clone())) {
+            out.insert(name.clone(), status_json(&db, &schema, pipe, &name, ch, true));
         }
     }
     Json(json!({ "channel_statuses": out })).into_response()
@@ -561,10 +427,7 @@ async fn drop_channel(
     if let Err(r) = authorize(&shared, &headers, &db, &schema, &pipe) {
         return r;
     }
-    shared
-        .lock()
-        .channels
-        .remove(&(pipe.to_ascii_uppercase(), channel));
+    shared.lock().channels.remove(&(pipe.to_ascii_uppercase(), channel));
     StatusCode::OK.into_response()
 }
 
@@ -577,11 +440,7 @@ impl StreamingDouble {
         let listener = std::net::TcpListener::bind(("127.0.0.1", 0)).map_err(|e| e.to_string())?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        let shared = Arc::new(Shared {
-            config,
-            host: addr.to_string(),
-            state: Mutex::new(State::default()),
-        });
+        let shared = Arc::new(Shared { config, host: addr.to_string(), state: Mutex::new(State::default()) });
         let base = "/v2/streaming/databases/{db}/schemas/{schema}/pipes";
         let app = Router::new()
             .route("/v2/streaming/hostname", get(hostname))
@@ -598,10 +457,7 @@ impl StreamingDouble {
         let thread = std::thread::Builder::new()
             .name("snowpipe-double".into())
             .spawn(move || {
-                let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
+                let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
                     return;
                 };
                 rt.block_on(async move {
@@ -616,12 +472,7 @@ impl StreamingDouble {
                 });
             })
             .map_err(|e| e.to_string())?;
-        Ok(StreamingDouble {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        Ok(StreamingDouble { addr, shared, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// `http://127.0.0.1:<port>` (account URL and ingest host are the same server).
@@ -645,12 +496,8 @@ impl StreamingDouble {
     pub fn committed_token(&self, table: Table, channel: &str) -> Option<String> {
         let mut state = self.shared.lock();
         promote(&mut state, Instant::now(), |p| self.shared.table_of(p));
-        let pipe =
-            format!("{}{}", table.name(), self.shared.config.pipe_suffix).to_ascii_uppercase();
-        state
-            .channels
-            .get(&(pipe, channel.to_owned()))
-            .and_then(|c| c.committed_token.clone())
+        let pipe = format!("{}{}", table.name(), self.shared.config.pipe_suffix).to_ascii_uppercase();
+        state.channels.get(&(pipe, channel.to_owned())).and_then(|c| c.committed_token.clone())
     }
 
     /// Appends received so far (including failed ones).

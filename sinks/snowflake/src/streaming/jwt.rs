@@ -29,11 +29,7 @@ pub struct Claims {
 
 /// The account part of the claims: upper case, without a `.region` suffix.
 pub fn claim_account(account: &str) -> String {
-    account
-        .split('.')
-        .next()
-        .unwrap_or(account)
-        .to_ascii_uppercase()
+    account.split('.').next().unwrap_or(account).to_ascii_uppercase()
 }
 
 /// `SHA256:<base64 of SHA-256 of the public key DER>`.
@@ -41,13 +37,8 @@ pub fn claim_account(account: &str) -> String {
 /// # Errors
 /// When the key cannot be encoded as DER.
 pub fn fingerprint(public: &RsaPublicKey) -> Result<String, String> {
-    let der = public
-        .to_public_key_der()
-        .map_err(|e| format!("public key DER: {e}"))?;
-    Ok(format!(
-        "SHA256:{}",
-        STANDARD.encode(Sha256::digest(der.as_bytes()))
-    ))
+    let der = public.to_public_key_der().map_err(|e| format!("public key DER: {e}"))?;
+    Ok(format!("SHA256:{}", STANDARD.encode(Sha256::digest(der.as_bytes()))))
 }
 
 /// A private key ready to sign JWTs.
@@ -59,9 +50,7 @@ pub struct KeyPair {
 
 impl std::fmt::Debug for KeyPair {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyPair")
-            .field("fingerprint", &self.fingerprint)
-            .finish_non_exhaustive()
+        f.debug_struct("KeyPair").field("fingerprint", &self.fingerprint).finish_non_exhaustive()
     }
 }
 
@@ -77,10 +66,7 @@ impl KeyPair {
         }
         .map_err(|e| format!("not a PKCS#8 RSA private key: {e}"))?;
         let fingerprint = fingerprint(&key.to_public_key())?;
-        Ok(KeyPair {
-            signing: SigningKey::<Sha256>::new(key),
-            fingerprint,
-        })
+        Ok(KeyPair { signing: SigningKey::<Sha256>::new(key), fingerprint })
     }
 
     /// `SHA256:<base64>` of the public key.
@@ -111,30 +97,20 @@ impl KeyPair {
 /// # Errors
 /// A message naming what is wrong (format, algorithm, signature).
 pub fn verify(token: &str, public_pem: &str) -> Result<Claims, String> {
-    let public =
-        RsaPublicKey::from_public_key_pem(public_pem).map_err(|e| format!("public key: {e}"))?;
+    let public = RsaPublicKey::from_public_key_pem(public_pem).map_err(|e| format!("public key: {e}"))?;
     let mut parts = token.split('.');
-    let (Some(h), Some(p), Some(s), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
         return Err("not a JWT (three base64url parts)".into());
     };
-    let header: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
-            .map_err(|e| format!("header: {e}"))?;
+    let header: serde_json::Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|e| e.to_string())?)
+        .map_err(|e| format!("header: {e}"))?;
     if header.get("alg").and_then(|a| a.as_str()) != Some("RS256") {
         return Err("alg must be RS256".into());
     }
-    let sig = rsa::pkcs1v15::Signature::try_from(
-        URL_SAFE_NO_PAD
-            .decode(s)
-            .map_err(|e| e.to_string())?
-            .as_slice(),
-    )
-    .map_err(|e| format!("signature: {e}"))?;
+    let sig = rsa::pkcs1v15::Signature::try_from(URL_SAFE_NO_PAD.decode(s).map_err(|e| e.to_string())?.as_slice())
+        .map_err(|e| format!("signature: {e}"))?;
     VerifyingKey::<Sha256>::new(public)
         .verify(format!("{h}.{p}").as_bytes(), &sig)
         .map_err(|_| "signature does not match the registered public key".to_string())?;
-    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?)
-        .map_err(|e| format!("claims: {e}"))
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(p).map_err(|e| e.to_string())?).map_err(|e| format!("claims: {e}"))
 }

@@ -97,33 +97,19 @@ impl StreamingWriter {
             let mut channels: HashMap<u32, Channel> = HashMap::new();
             while let Some(batch) = batches.recv().await {
                 let framed = reframe(&batch, Framing::NDJSON);
-                let result =
-                    write_batch(&ctx, &mut channels, framed.as_ref().unwrap_or(&batch)).await;
+                let result = write_batch(&ctx, &mut channels, framed.as_ref().unwrap_or(&batch)).await;
                 if result.is_ok() {
-                    ctx.metrics
-                        .batch(batch.len() as u64, batch.body.len() as u64, 0);
+                    ctx.metrics.batch(batch.len() as u64, batch.body.len() as u64, 0);
                 } else {
                     // After a failed batch nothing is known about the channels: open them again next time.
                     channels.clear();
                 }
-                if tx
-                    .send(Completion {
-                        seq: batch.seq,
-                        result,
-                        batch,
-                    })
-                    .is_err()
-                {
+                if tx.send(Completion { seq: batch.seq, result, batch }).is_err() {
                     break;
                 }
             }
         });
-        StreamingWriter {
-            table,
-            queue,
-            completions,
-            max_in_flight: settings.max_in_flight,
-        }
+        StreamingWriter { table, queue, completions, max_in_flight: settings.max_in_flight }
     }
 }
 
@@ -158,10 +144,7 @@ impl BatchWriter for StreamingWriter {
 }
 
 fn sink_err(table: Table, message: String) -> SinkError {
-    SinkError {
-        sink: format!("snowflake/{}", table.name()),
-        message,
-    }
+    SinkError { sink: format!("snowflake/{}", table.name()), message }
 }
 
 /// NDJSON requests of ≤ [`MAX_APPEND_BYTES`] for `items` (indices into `batch`, offset order), each with
@@ -217,10 +200,7 @@ async fn append_partition(
             let pending: Vec<usize> = items
                 .iter()
                 .copied()
-                .filter(|&i| {
-                    ch.skip_through
-                        .is_none_or(|t| batch.items[i].origin.offset > t)
-                })
+                .filter(|&i| ch.skip_through.is_none_or(|t| batch.items[i].origin.offset > t))
                 .collect();
             let mut target = None;
             for (body, top) in chunks(batch, &pending) {
@@ -229,10 +209,7 @@ async fn append_partition(
                     break;
                 };
                 let started = Instant::now();
-                let next = ctx
-                    .api
-                    .append_rows(&ctx.pipe, name, &continuation, &token.to_string(), body)
-                    .await;
+                let next = ctx.api.append_rows(&ctx.pipe, name, &continuation, &token.to_string(), body).await;
                 ctx.metrics.statement_latency(started.elapsed());
                 ch.continuation = Some(next?);
                 ch.last_sent = Some(token);
@@ -245,10 +222,7 @@ async fn append_partition(
             Ok(target) => return Ok(target),
             Err(ApiError::Fatal { code, message }) => {
                 ctx.metrics.error(&code);
-                return Err(sink_err(
-                    ctx.table,
-                    format!("channel {name}: {code}: {message}"),
-                ));
+                return Err(sink_err(ctx.table, format!("channel {name}: {code}: {message}")));
             }
             Err(e) => {
                 ctx.metrics.error(e.code());
@@ -260,12 +234,7 @@ async fn append_partition(
                         ctx.metrics.retry();
                         tokio::time::sleep(delay).await;
                     }
-                    None => {
-                        return Err(sink_err(
-                            ctx.table,
-                            format!("channel {name}: retries exhausted: {e}"),
-                        ))
-                    }
+                    None => return Err(sink_err(ctx.table, format!("channel {name}: retries exhausted: {e}"))),
                 }
             }
         }
@@ -281,10 +250,7 @@ async fn write_batch(
     let mut outcome = WriteOutcome::default();
     let mut by_partition: BTreeMap<u32, Vec<usize>> = BTreeMap::new();
     for (i, item) in batch.items.iter().enumerate() {
-        by_partition
-            .entry(item.origin.partition)
-            .or_default()
-            .push(i);
+        by_partition.entry(item.origin.partition).or_default().push(i);
     }
     let mut targets: Vec<(u32, String, u64)> = Vec::new();
     for (partition, mut items) in by_partition {
@@ -344,10 +310,7 @@ async fn wait_for_commit(
             }
             Err(ApiError::Fatal { code, message }) => {
                 ctx.metrics.error(&code);
-                return Err(sink_err(
-                    ctx.table,
-                    format!("channel status: {code}: {message}"),
-                ));
+                return Err(sink_err(ctx.table, format!("channel status: {code}: {message}")));
             }
             Err(e) => {
                 ctx.metrics.error(e.code());
@@ -357,10 +320,7 @@ async fn wait_for_commit(
         if Instant::now() >= deadline {
             return Err(sink_err(
                 ctx.table,
-                format!(
-                    "rows not committed within {} ms (channels {names:?})",
-                    ctx.commit_timeout.as_millis()
-                ),
+                format!("rows not committed within {} ms (channels {names:?})", ctx.commit_timeout.as_millis()),
             ));
         }
         tokio::time::sleep(ctx.commit_poll).await;
@@ -377,29 +337,16 @@ mod tests {
         let mut b = EncodedBatch::new(0, Framing::NDJSON);
         let row = vec![b'x'; 1_500_000];
         for offset in [7, 8, 9] {
-            b.push_with(
-                Origin {
-                    stream: StreamKind::Market,
-                    partition: 0,
-                    offset,
-                },
-                0,
-                |o| {
-                    o.extend_from_slice(&row);
-                    o.push(b'\n');
-                },
-            );
+            b.push_with(Origin { stream: StreamKind::Market, partition: 0, offset }, 0, |o| {
+                o.extend_from_slice(&row);
+                o.push(b'\n');
+            });
         }
         b.close();
         let c = chunks(&b, &[0, 1, 2]);
         assert_eq!(c.iter().map(|(_, t)| *t).collect::<Vec<_>>(), vec![8, 9]);
         assert_eq!(c[0].0.len(), 3_000_002);
-        assert!(c
-            .iter()
-            .all(|(body, _)| body.len() <= MAX_APPEND_BYTES && body.ends_with(b"\n")));
-        assert_eq!(
-            channel_name("MILLIONX", Table::PriceHistory, 3),
-            "MILLIONX_PRICE_HISTORY_3"
-        );
+        assert!(c.iter().all(|(body, _)| body.len() <= MAX_APPEND_BYTES && body.ends_with(b"\n")));
+        assert_eq!(channel_name("MILLIONX", Table::PriceHistory, 3), "MILLIONX_PRICE_HISTORY_3");
     }
 }

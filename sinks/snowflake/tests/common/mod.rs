@@ -23,19 +23,11 @@ pub fn batch(seq: u64, rows: &[(Origin, Value)], framing: Framing) -> EncodedBat
 }
 
 pub fn origin(stream: StreamKind, partition: u32, offset: u64) -> Origin {
-    Origin {
-        stream,
-        partition,
-        offset,
-    }
+    Origin { stream, partition, offset }
 }
 
 /// Submits every batch (respecting `max_in_flight`) and polls until all completed, or panics after `limit`.
-pub fn drive(
-    writer: &mut impl BatchWriter,
-    batches: Vec<EncodedBatch>,
-    limit: Duration,
-) -> Vec<Completion> {
+pub fn drive(writer: &mut impl BatchWriter, batches: Vec<EncodedBatch>, limit: Duration) -> Vec<Completion> {
     let deadline = Instant::now() + limit;
     let mut queue = batches.into_iter();
     let mut total = 0usize;
@@ -57,11 +49,7 @@ pub fn drive(
             done.sort_by_key(|c| c.seq);
             return done;
         }
-        assert!(
-            Instant::now() < deadline,
-            "writer did not finish within {limit:?} ({} of {total} done)",
-            done.len()
-        );
+        assert!(Instant::now() < deadline, "writer did not finish within {limit:?} ({} of {total} done)", done.len());
         std::thread::sleep(Duration::from_millis(5));
     }
 }
@@ -85,12 +73,7 @@ pub fn social_row(id: &str, offset: u64) -> Value {
 /// Rows `from..to` of SOCIAL_POSTS on partition `partition`, offsets = the index.
 pub fn social_rows(partition: u32, from: u64, to: u64) -> Vec<(Origin, Value)> {
     (from..to)
-        .map(|i| {
-            (
-                origin(StreamKind::Social, partition, i),
-                social_row(&format!("S-{partition}-{i:09}"), i),
-            )
-        })
+        .map(|i| (origin(StreamKind::Social, partition, i), social_row(&format!("S-{partition}-{i:09}"), i)))
         .collect()
 }
 
