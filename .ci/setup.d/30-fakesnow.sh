@@ -9,7 +9,9 @@ FAKESNOW_VERSION="0.12.1"
 SNOWFLAKE_CONNECTOR_VERSION="4.8.1"
 VENV="${MILLIONX_FAKESNOW_VENV:-/opt/millionx/venv}"
 STAMP="$VENV/.millionx-pins"
-WANT="fakesnow[server]==$FAKESNOW_VERSION snowflake-connector-python==$SNOWFLAKE_CONNECTOR_VERSION"
+# fakesnow's own dependencies leave these open; pinned to the set the tests were written against.
+PINNED_DEPS="duckdb==2.0.1 sqlglot==30.22.0 pyarrow==26.0.1 starlette==1.10.0 uvicorn==0.54.0"
+WANT="fakesnow[server]==$FAKESNOW_VERSION snowflake-connector-python==$SNOWFLAKE_CONNECTOR_VERSION $PINNED_DEPS"
 
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] && "$VENV/bin/python" -c "import fakesnow" 2>/dev/null; then
   echo "30-fakesnow: $WANT already in $VENV"
