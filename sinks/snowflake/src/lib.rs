@@ -113,7 +113,8 @@ impl std::fmt::Debug for SnowflakeSink {
 
 impl SnowflakeSink {
     /// Validates `config`, reads its secrets and checks the connection (`sql_batch`: logs in and runs
-    /// `SELECT 1`; `snowpipe_streaming`: exchanges the JWT for a scoped token), retrying transient failures.
+    /// `SELECT 1`; `snowpipe_streaming`: discovers the ingest host and exchanges the JWT for a scoped token),
+    /// retrying transient failures.
     ///
     /// # Errors
     /// A [`SinkError`] (sink `snowflake`) naming the bad key, the unreadable secret, or the failed check.
@@ -154,10 +155,9 @@ impl SnowflakeSink {
                 )
                 .map_err(fail)?;
                 let api = Arc::new(api);
-                let pipe = format!("{}{}", Table::SocialPosts.name(), config.streaming.pipe_suffix);
                 let check = async {
                     use backon::Retryable;
-                    (|| api.channel_status(&pipe, &[]))
+                    (|| api.check())
                         .retry(config.retry.backoff())
                         .sleep(tokio::time::sleep)
                         .when(|e| matches!(e, streaming::api::ApiError::Transient { .. }))

@@ -130,17 +130,19 @@ impl Fakesnow {
         self.spawn()
     }
 
-    /// A `sql_batch` config for this emulator: password `test` from env `MILLIONX_FAKESNOW_PASSWORD`
-    /// (the emulator accepts any password; the variable is set here if unset), fast retries.
+    /// A `sql_batch` config for this emulator: the password (the emulator accepts any) read from a file
+    /// next to the log, fast retries.
     pub fn config(&self) -> SnowflakeConfig {
-        if std::env::var_os("MILLIONX_FAKESNOW_PASSWORD").is_none() {
-            std::env::set_var("MILLIONX_FAKESNOW_PASSWORD", "test");
+        let password = self.log.with_extension("password");
+        if let Err(e) = std::fs::write(&password, "test\n") {
+            panic!("cannot write {}: {e}", password.display());
         }
         let mut c = SnowflakeConfig::from_toml(&format!(
             "account = \"fakesnow\"\nhost = \"{}\"\nuser = \"millionx\"\n[auth]\ntype = \"password\"\n\
-             password = {{ env = \"MILLIONX_FAKESNOW_PASSWORD\" }}\n[retry]\nmax_retries = 30\n\
+             password = {{ file = \"{}\" }}\n[retry]\nmax_retries = 30\n\
              initial_backoff_ms = 50\nmax_backoff_ms = 1000\n",
-            self.url()
+            self.url(),
+            password.display()
         ))
         .unwrap_or_else(|e| panic!("built-in test config: {e}"));
         c.sql.statement_timeout_ms = 60_000;

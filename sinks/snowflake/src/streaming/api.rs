@@ -198,10 +198,13 @@ async fn with_jwt(req: reqwest::RequestBuilder, jwt: &str) -> Result<String, Api
         .map_err(|e| from_reqwest(&e))?;
     let status = resp.status();
     let body = resp.text().await.map_err(|e| from_reqwest(&e))?;
-    if status.is_success() {
-        Ok(body)
-    } else {
-        Err(from_status(status, body.as_bytes()))
+    match from_status(status, body.as_bytes()) {
+        _ if status.is_success() => Ok(body),
+        // A JWT the account refuses is a key or user problem, not a passing one.
+        ApiError::Transient { code, message } if status == StatusCode::UNAUTHORIZED => {
+            Err(ApiError::Fatal { code, message })
+        }
+        e => Err(e),
     }
 }
 
@@ -271,6 +274,14 @@ impl StreamingApi {
         let token = token_field(&body, "token");
         *guard = Some(Scoped { ingest: ingest.clone(), token: token.clone(), obtained: Instant::now() });
         Ok((ingest, token))
+    }
+
+    /// Discovers the ingest host and obtains a scoped token: the connection and credentials check.
+    ///
+    /// # Errors
+    /// The classified failure.
+    pub async fn check(&self) -> Result<(), ApiError> {
+        self.scoped().await.map(|_| ())
     }
 
     async fn forget_token(&self) {
