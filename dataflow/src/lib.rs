@@ -7,6 +7,7 @@ pub mod catalog;
 pub mod city;
 pub mod config;
 pub mod dead_letter;
+pub mod quality;
 pub mod record;
 pub mod time;
 pub mod watermark;

@@ -292,6 +292,16 @@ pub struct Enrichment {
     pub embedding: Option<Vec<f32>>,
 }
 
+/// The model name written beside every embedding.
+pub const EMBEDDING_MODEL: &str = "all-MiniLM-L6-v2";
+
+impl Enrichment {
+    /// [`EMBEDDING_MODEL`] when the record carries an embedding, else `None`.
+    pub fn embedding_model(&self) -> Option<&'static str> {
+        self.embedding.as_ref().map(|_| EMBEDDING_MODEL)
+    }
+}
+
 /// A social post after anonymisation: no personal data.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct EnrichedPost {

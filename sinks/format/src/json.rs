@@ -1,0 +1,98 @@
+//! A minimal JSON object writer over serde_json: static keys, serde-encoded values, raw members.
+
+use serde::Serialize;
+
+/// Writes `{"K":v,...}` into a byte buffer. Keys are trusted static ASCII; values go through serde_json.
+pub struct ObjectWriter<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+impl<'a> ObjectWriter<'a> {
+    /// Opens an object (`{`).
+    pub fn open(out: &'a mut Vec<u8>) -> ObjectWriter<'a> {
+        out.push(b'{');
+        ObjectWriter { out, first: true }
+    }
+
+    fn key(&mut self, key: &str) {
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.push(b'"');
+        self.out.extend_from_slice(key.as_bytes());
+        self.out.extend_from_slice(b"\":");
+    }
+
+    /// Writes `"key":value`. Serialising plain data into a `Vec` cannot fail; a non-finite float is
+    /// written as `null` by serde_json.
+    pub fn field<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> &mut Self {
+        self.key(key);
+        if serde_json::to_writer(&mut *self.out, value).is_err() {
+            self.out.extend_from_slice(b"null");
+        }
+        self
+    }
+
+    /// Writes `"key":value` only when `value` is `Some`.
+    pub fn field_opt<T: Serialize>(&mut self, key: &str, value: Option<T>) -> &mut Self {
+        if let Some(v) = value {
+            self.field(key, &v);
+        }
+        self
+    }
+
+    /// Writes `"key":` followed by `raw`, which must already be valid JSON.
+    pub fn raw(&mut self, key: &str, raw: &str) -> &mut Self {
+        self.key(key);
+        self.out.extend_from_slice(raw.as_bytes());
+        self
+    }
+
+    /// Writes `"key":` and then a nested object produced by `f`.
+    pub fn object(&mut self, key: &str, f: impl FnOnce(&mut ObjectWriter<'_>)) -> &mut Self {
+        self.key(key);
+        let mut inner = ObjectWriter::open(self.out);
+        f(&mut inner);
+        inner.close();
+        self
+    }
+
+    /// Appends already-encoded members (`"k":v,"k2":v2`, possibly empty).
+    pub fn members(&mut self, members: &str) -> &mut Self {
+        if members.is_empty() {
+            return self;
+        }
+        if !self.first {
+            self.out.push(b',');
+        }
+        self.first = false;
+        self.out.extend_from_slice(members.as_bytes());
+        self
+    }
+
+    /// Closes the object (`}`).
+    pub fn close(self) {
+        self.out.push(b'}');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn writes_valid_json_with_escapes_and_raw_members() {
+        let mut out = Vec::new();
+        let mut w = ObjectWriter::open(&mut out);
+        w.field("A", "x\"y\u{1}").field("B", &1.5f64).field_opt::<u8>("C", None).members("\"x\":[1]");
+        w.object("D", |o| {
+            o.field("e", &true);
+        });
+        w.field("F", &f64::NAN);
+        w.close();
+        let v: serde_json::Value = serde_json::from_slice(&out).expect("valid JSON");
+        assert_eq!(v, serde_json::json!({"A": "x\"y\u{1}", "B": 1.5, "x": [1], "D": {"e": true}, "F": null}));
+    }
+}
