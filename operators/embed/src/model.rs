@@ -17,7 +17,7 @@ use tokenizers::{Tokenizer, TruncationParams};
 use crate::error::EmbedError;
 
 /// The model name written to `embeddingModel`.
-pub const MODEL_NAME: &str = "all-MiniLM-L6-v2";
+pub const MODEL_NAME: &str = millionx_dataflow::record::EMBEDDING_MODEL;
 /// Width of an embedding (the model's `hidden_size`).
 pub const DIMS: usize = 384;
 /// Environment variable naming the model directory.

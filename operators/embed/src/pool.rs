@@ -389,7 +389,9 @@ fn model_thread(sh: &Shared) {
         }
         let started = Instant::now();
         let texts: Vec<&str> = jobs.iter().map(|j| j.text.as_str()).collect();
-        let result = sh.encoder.embed_batch(&texts);
+        // A panic inside the model fails this batch only; the thread keeps serving.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| sh.encoder.embed_batch(&texts)))
+            .unwrap_or_else(|_| Err(EmbedError::Inference("the model panicked".into())));
         drop(texts);
         let n = jobs.len() as u64;
         match result {
