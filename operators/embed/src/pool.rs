@@ -153,10 +153,18 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The pool: owns the model threads; shuts them down when dropped.
+/// The pool: a cheap, clonable handle on the model threads. The threads stop when the last handle and the
+/// last [`EmbedClient`] are dropped (texts still queued then are answered `None`).
+#[derive(Clone)]
 pub struct EmbedPool {
     shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    owner: Arc<Threads>,
+}
+
+/// Owns the model threads; shuts them down when dropped.
+struct Threads {
+    shared: Arc<Shared>,
+    handles: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for EmbedPool {
@@ -191,14 +199,20 @@ impl EmbedPool {
                 .map_err(|e| format!("embed: cannot start model thread: {e}"))?;
             threads.push(t);
         }
-        Ok(EmbedPool { shared, threads })
+        let owner = Arc::new(Threads { shared: Arc::clone(&shared), handles: Mutex::new(threads) });
+        Ok(EmbedPool { shared, owner })
     }
 
     /// A new client. `notify` runs on a model thread after results for this client were delivered (and on the
     /// calling thread when [`EmbedClient::submit`] answers from the cache); it must be cheap and must not block.
     pub fn client(&self, notify: Option<Box<dyn Fn() + Send + Sync>>) -> EmbedClient {
         let (tx, rx) = channel();
-        EmbedClient { shared: Arc::clone(&self.shared), inner: Arc::new(ClientShared { tx, notify }), rx }
+        EmbedClient {
+            shared: Arc::clone(&self.shared),
+            _owner: Arc::clone(&self.owner),
+            inner: Arc::new(ClientShared { tx, notify }),
+            rx,
+        }
     }
 
     /// The pool's settings.
@@ -244,7 +258,7 @@ impl EmbedPool {
     }
 }
 
-impl Drop for EmbedPool {
+impl Drop for Threads {
     fn drop(&mut self) {
         let dropped: Vec<Job> = {
             let mut st = lock(&self.shared.state);
@@ -253,7 +267,7 @@ impl Drop for EmbedPool {
         };
         fail_jobs(&self.shared, dropped);
         self.shared.work.notify_all();
-        for t in self.threads.drain(..) {
+        for t in lock(&self.handles).drain(..) {
             let _ = t.join();
         }
     }
@@ -275,6 +289,8 @@ impl ClientShared {
 /// One caller's handle on the pool: submit texts, poll results.
 pub struct EmbedClient {
     shared: Arc<Shared>,
+    /// Keeps the model threads running while this client exists.
+    _owner: Arc<Threads>,
     inner: Arc<ClientShared>,
     rx: Receiver<Completion>,
 }
