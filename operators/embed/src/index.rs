@@ -186,3 +186,61 @@ impl LocalIndex {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit vector along axis `a` (plus a little of axis `b`).
+    fn axis(a: usize, b: usize, w: f32) -> Vec<f32> {
+        let mut v = vec![0.0; DIMS];
+        v[a] = 1.0;
+        v[b] += w;
+        v
+    }
+
+    fn object(id: &str, v: Option<Vec<f32>>) -> Value {
+        let mut o = serde_json::json!({"class": "SocialPost", "id": id, "properties": {"postId": id}});
+        if let Some(v) = v {
+            o["vector"] = serde_json::json!(v);
+        }
+        o
+    }
+
+    fn write(dir: &Path, name: &str, objects: Vec<Value>) {
+        std::fs::create_dir_all(dir.join("SocialPost")).expect("folder");
+        let body = serde_json::json!({ "objects": objects });
+        std::fs::write(dir.join("SocialPost").join(name), body.to_string()).expect("write");
+    }
+
+    #[test]
+    fn exact_top_k_with_upserts_by_id() {
+        let d = tempfile::tempdir().expect("temp dir");
+        write(d.path(), "a.json", vec![object("x", Some(axis(0, 1, 0.1))), object("y", Some(axis(1, 0, 0.0))), object("z", None)]);
+        // Later file: y moves next to the query, w has no vector, z still none.
+        write(d.path(), "b.json", vec![object("y", Some(axis(0, 2, 0.05))), object("w", None)]);
+        let index = LocalIndex::load(d.path(), "SocialPost").expect("loads");
+        assert_eq!((index.len(), index.without_vector(), index.files()), (2, 2, 2));
+        let hits = index.search(&axis(0, 0, 0.0), 5);
+        assert_eq!(hits.iter().map(|h| h.id.as_str()).collect::<Vec<_>>(), vec!["y", "x"]);
+        let expect_y = 1.0 / (1.0f32 + 0.05 * 0.05).sqrt();
+        assert!((hits[0].score - expect_y).abs() < 1e-6);
+        assert!((hits[0].distance - (1.0 - expect_y)).abs() < 1e-6);
+        assert_eq!(hits[0].rank, 1);
+        assert_eq!(index.search(&axis(0, 0, 0.0), 1).len(), 1);
+        assert!(index.search(&axis(0, 0, 0.0), 0).is_empty());
+    }
+
+    #[test]
+    fn bad_files_are_named() {
+        let d = tempfile::tempdir().expect("temp dir");
+        write(d.path(), "a.json", vec![object("x", Some(vec![1.0; 3]))]);
+        let err = LocalIndex::load(d.path(), "SocialPost").expect_err("3-wide vector");
+        assert!(err.to_string().contains("a.json: object 0 has a 3-wide vector, expected 384"), "{err}");
+        std::fs::write(d.path().join("SocialPost").join("a.json"), "{\"objects\": [").expect("write");
+        let err = LocalIndex::load(d.path(), "SocialPost").expect_err("truncated");
+        assert!(err.to_string().contains("a.json: not a Weaviate batch body"), "{err}");
+        let err = LocalIndex::load(d.path(), "MarketOrder").expect_err("no folder");
+        assert!(err.to_string().contains("MarketOrder: cannot list"), "{err}");
+    }
+}

@@ -257,10 +257,8 @@ where
                         .take(take)
                         .filter_map(|id| slots.get(id).map(|s| (*id, s.record.embedding_text())))
                         .collect();
-                    let accepted = match client.submit(&items) {
-                        Ok(n) => n,
-                        Err(_) => 0, // Pool closed: the records will leave by deadline.
-                    };
+                    // A closed pool accepts nothing: the records then leave at their deadline.
+                    let accepted = client.submit(&items).unwrap_or_default();
                     let accepted_ids: Vec<u64> = items[..accepted].iter().map(|(id, _)| *id).collect();
                     drop(items);
                     for id in &accepted_ids {

@@ -458,11 +458,11 @@ mod tests {
     #[test]
     fn config_validation_names_the_field() {
         let bad = PoolConfig { threads: 0, ..PoolConfig::default() };
-        assert_eq!(bad.validate().unwrap_err(), "embed.threads: must be at least 1");
+        assert_eq!(bad.validate().expect_err("invalid"), "embed.threads: must be at least 1");
         let bad = PoolConfig { max_batch: 0, ..PoolConfig::default() };
-        assert_eq!(bad.validate().unwrap_err(), "embed.max_batch: must be at least 1");
+        assert_eq!(bad.validate().expect_err("invalid"), "embed.max_batch: must be at least 1");
         let bad = PoolConfig { queue_capacity: 0, ..PoolConfig::default() };
-        assert_eq!(bad.validate().unwrap_err(), "embed.queue_capacity: must be at least 1");
+        assert_eq!(bad.validate().expect_err("invalid"), "embed.queue_capacity: must be at least 1");
         assert!(PoolConfig::default().validate().is_ok());
     }
 

@@ -18,7 +18,9 @@ use timely::dataflow::operators::{Input, Probe};
 type Out = Vec<(u64, Vec<(String, Option<Vec<u32>>)>)>;
 
 /// `(epoch, [(id, first vector bits)])`: short enough to read when an assertion fails.
-fn short(out: &Out) -> Vec<(u64, Vec<(String, Option<u32>)>)> {
+type Short = Vec<(u64, Vec<(String, Option<u32>)>)>;
+
+fn short(out: &Out) -> Short {
     out.iter().map(|(t, r)| (*t, r.iter().map(|(id, v)| (id.clone(), v.as_ref().map(|v| v[0]))).collect())).collect()
 }
 

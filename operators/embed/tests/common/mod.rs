@@ -85,17 +85,17 @@ impl FakeEncoder {
     /// A new encoder, open (`closed = false`) or shut.
     pub fn new(closed: bool) -> Arc<FakeEncoder> {
         let f = FakeEncoder::default();
-        *f.gate.lock().unwrap() = closed;
+        *f.gate.lock().expect("lock") = closed;
         Arc::new(f)
     }
     /// Lets batches through.
     pub fn open(&self) {
-        *self.gate.lock().unwrap() = false;
+        *self.gate.lock().expect("lock") = false;
         self.opened.notify_all();
     }
     /// How many times `text` was embedded.
     pub fn times(&self, text: &str) -> usize {
-        self.seen.lock().unwrap().get(text).copied().unwrap_or(0)
+        self.seen.lock().expect("lock").get(text).copied().unwrap_or(0)
     }
 }
 
@@ -104,13 +104,13 @@ impl TextEncoder for FakeEncoder {
         "fake"
     }
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let mut closed = self.gate.lock().unwrap();
+        let mut closed = self.gate.lock().expect("lock");
         while *closed {
-            closed = self.opened.wait(closed).unwrap();
+            closed = self.opened.wait(closed).expect("lock");
         }
         drop(closed);
         self.batches.fetch_add(1, Ordering::SeqCst);
-        let mut seen = self.seen.lock().unwrap();
+        let mut seen = self.seen.lock().expect("lock");
         for t in texts {
             *seen.entry((*t).to_owned()).or_default() += 1;
         }
