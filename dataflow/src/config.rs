@@ -82,7 +82,12 @@ pub struct InputConfig {
 
 impl Default for InputConfig {
     fn default() -> Self {
-        InputConfig { dir: PathBuf::from("data/sample"), epoch_lines: 4096, max_epochs_in_flight: 8, max_message_bytes: 1 << 20 }
+        InputConfig {
+            dir: PathBuf::from("data/sample"),
+            epoch_lines: 4096,
+            max_epochs_in_flight: 8,
+            max_message_bytes: 1 << 20,
+        }
     }
 }
 

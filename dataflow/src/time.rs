@@ -33,9 +33,21 @@ impl EventTime {
 
     /// Formats as RFC 3339 UTC with millisecond precision when needed (`2024-12-15T06:00:00Z`).
     pub fn to_rfc3339(self) -> String {
+        let mut out = Vec::with_capacity(24);
+        self.write_rfc3339(&mut out);
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// Appends the RFC 3339 UTC text (as [`EventTime::to_rfc3339`]) to `out` without allocating;
+    /// `invalid` for a time outside jiff's range (years −9999..=9999).
+    pub fn write_rfc3339(self, out: &mut Vec<u8>) {
         match jiff::Timestamp::from_millisecond(self.0) {
-            Ok(ts) => ts.to_string(),
-            Err(_) => String::from("invalid"),
+            Ok(ts) => {
+                if jiff::fmt::temporal::DateTimePrinter::new().print_timestamp(&ts, &mut *out).is_err() {
+                    out.extend_from_slice(b"invalid");
+                }
+            }
+            Err(_) => out.extend_from_slice(b"invalid"),
         }
     }
 
@@ -82,10 +94,7 @@ fn has_rfc3339_shape(b: &[u8]) -> bool {
 
 /// Wall-clock now in nanoseconds since the Unix epoch (comparable across processes on one host).
 pub fn now_unix_ns() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -101,7 +110,9 @@ mod tests {
 
     #[test]
     fn rejects_what_gen_py_spoils() {
-        for bad in ["yesterday", "2024-13-45T99:00:00Z", "", "1734256800", "2024-12-15 00:00:00Z", "2024-12-15T00:00:00"] {
+        for bad in
+            ["yesterday", "2024-13-45T99:00:00Z", "", "1734256800", "2024-12-15 00:00:00Z", "2024-12-15T00:00:00"]
+        {
             assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
         }
     }

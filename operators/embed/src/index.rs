@@ -216,7 +216,11 @@ mod tests {
     #[test]
     fn exact_top_k_with_upserts_by_id() {
         let d = tempfile::tempdir().expect("temp dir");
-        write(d.path(), "a.json", vec![object("x", Some(axis(0, 1, 0.1))), object("y", Some(axis(1, 0, 0.0))), object("z", None)]);
+        write(
+            d.path(),
+            "a.json",
+            vec![object("x", Some(axis(0, 1, 0.1))), object("y", Some(axis(1, 0, 0.0))), object("z", None)],
+        );
         // Later file: y moves next to the query, w has no vector, z still none.
         write(d.path(), "b.json", vec![object("y", Some(axis(0, 2, 0.05))), object("w", None)]);
         let index = LocalIndex::load(d.path(), "SocialPost").expect("loads");

@@ -21,7 +21,10 @@ pub mod text;
 pub use cli::{run_embed, run_search, EmbedArgs, SearchArgs};
 pub use error::EmbedError;
 pub use index::{Hit, LocalIndex};
-pub use model::{cosine, load_from_env, locate_model_dir, Embedder, TextEncoder, DIMS, MODEL_DIR_ENV, MODEL_NAME};
+pub use model::{
+    cosine, load_from_env, locate_model_dir, prefer_pool_parallelism, Embedder, TextEncoder, DIMS, MODEL_DIR_ENV,
+    MODEL_NAME,
+};
 pub use operator::{Embed, EmbedConfig, EmbedStats};
 pub use pool::{EmbedClient, EmbedPool, PoolConfig, PoolStats};
 pub use text::EmbeddingText;

@@ -75,6 +75,24 @@ fn missing_file(dir: &Path) -> Option<&'static str> {
     MODEL_FILES.into_iter().find(|f| !dir.join(f).is_file())
 }
 
+/// Makes candle's CPU kernels single-threaded unless the environment already chose: sets `RAYON_NUM_THREADS=1`
+/// and `CANDLE_NUM_THREADS=1` when they are unset, so that each pool thread runs whole batches instead of every
+/// matrix product being split across cores (BENCHMARK.md: ~90 sentences per CPU-second with 2 pool threads × 1,
+/// ~50 with 1 pool thread × 2 intra-op threads). Returns whether it changed anything.
+///
+/// Call it first thing in `main`, before any other thread starts: changing the environment is only sound while
+/// the process has a single thread.
+pub fn prefer_pool_parallelism() -> bool {
+    let mut changed = false;
+    for key in ["RAYON_NUM_THREADS", "CANDLE_NUM_THREADS"] {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, "1");
+            changed = true;
+        }
+    }
+    changed
+}
+
 /// A sentence encoder the pool can run: [`Embedder`] in production, a stand-in in tests.
 pub trait TextEncoder: Send + Sync + 'static {
     /// The model name written to `embeddingModel`.
@@ -161,8 +179,8 @@ impl Embedder {
         }
         let max_tokens = read_max_seq_length(dir)?.unwrap_or(DEFAULT_MAX_TOKENS).min(config.max_position_embeddings);
 
-        let mut tokenizer = Tokenizer::from_file(dir.join("tokenizer.json"))
-            .map_err(|e| file_err("tokenizer.json", e.to_string()))?;
+        let mut tokenizer =
+            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| file_err("tokenizer.json", e.to_string()))?;
         // The packaged tokenizer.json pads every text to 128 and truncates at 128: we pad per chunk ourselves
         // and truncate where sentence-transformers does.
         tokenizer.with_padding(None);

@@ -232,7 +232,9 @@ where
                     }
                 });
 
-                let Some(client) = client.as_mut() else { return };
+                let Some(client) = client.as_mut() else {
+                    return;
+                };
                 let input_done = frontier.frontier().is_empty();
 
                 // 2. Submit whole batches, or a partial one that is old enough or the last one.
@@ -246,12 +248,15 @@ where
                         }
                         unsent.pop_front();
                     }
-                    let Some(first) = unsent.front().and_then(|id| slots.get(id)) else { break };
+                    let Some(first) = unsent.front().and_then(|id| slots.get(id)) else {
+                        break;
+                    };
                     let aged = now.duration_since(first.arrived) >= config.max_batch_delay;
                     if unsent.len() < config.batch_size && !aged && !input_done {
                         break;
                     }
-                    let take = unsent.len().min(config.batch_size).min(config.max_submit_per_activation - submitted_now);
+                    let take =
+                        unsent.len().min(config.batch_size).min(config.max_submit_per_activation - submitted_now);
                     let items: Vec<(u64, Cow<'_, str>)> = unsent
                         .iter()
                         .take(take)
@@ -287,7 +292,9 @@ where
                 completions.clear();
                 client.poll(&mut completions);
                 for (id, vector) in completions.drain(..) {
-                    let Some(mut slot) = slots.remove(&id) else { continue }; // left by deadline already
+                    let Some(mut slot) = slots.remove(&id) else {
+                        continue;
+                    }; // left by deadline already
                     match vector {
                         Some(v) => {
                             slot.record.enrichment_mut().embedding = Some(v.to_vec());

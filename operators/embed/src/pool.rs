@@ -234,7 +234,13 @@ impl EmbedPool {
         };
         let cached = self.shared.cache.as_ref().map_or(0, |m| lock(m).len() as u64);
         let h = lock(&self.shared.latency);
-        let q = |p: f64| if h.is_empty() { 0 } else { h.value_at_quantile(p) };
+        let q = |p: f64| {
+            if h.is_empty() {
+                0
+            } else {
+                h.value_at_quantile(p)
+            }
+        };
         PoolStats {
             submitted: c.submitted.load(Ordering::Relaxed),
             cache_hits: c.cache_hits.load(Ordering::Relaxed),

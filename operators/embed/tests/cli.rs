@@ -10,7 +10,9 @@ use millionx_sink_util::Encoder;
 
 #[test]
 fn embed_prints_one_json_array_per_text_in_order() {
-    let Some(dir) = common::model_dir() else { return };
+    let Some(dir) = common::model_dir() else {
+        return;
+    };
     let refs = common::reference();
     let picks = [0usize, 7, 10]; // English, Banglish, Bangla
     let args = EmbedArgs { texts: picks.iter().map(|&i| refs[i].text.clone()).collect(), model_dir: Some(dir) };
@@ -54,8 +56,12 @@ fn write_batch(dir: &Path, name: &str, posts: &[millionx_dataflow::record::Enric
 
 #[test]
 fn search_finds_the_nearest_posts_in_the_file_sink_output() {
-    let Some(model) = common::embedder() else { return };
-    let Some(dir) = common::model_dir() else { return };
+    let Some(model) = common::embedder() else {
+        return;
+    };
+    let Some(dir) = common::model_dir() else {
+        return;
+    };
     let texts = [
         ("S-1", "Just got my Wireless Earbuds delivered in Dhaka, loving it!"),
         ("S-2", "Flood warning: heavy rain expected in Sylhet tonight."),
@@ -109,13 +115,11 @@ fn search_finds_the_nearest_posts_in_the_file_sink_output() {
 
 #[test]
 fn search_rejects_an_unknown_class() {
-    let args = SearchArgs {
-        query: "x".into(),
-        class: "Posts".into(),
-        k: 3,
-        index: "out/weaviate".into(),
-        model_dir: None,
-    };
+    let args =
+        SearchArgs { query: "x".into(), class: "Posts".into(), k: 3, index: "out/weaviate".into(), model_dir: None };
     let err = run_search(&args, &mut Vec::new(), &mut Vec::new()).expect_err("unknown class");
-    assert!(err.to_string().contains("--class Posts: unknown class (expected one of SocialPost, MarketOrder)"), "{err}");
+    assert!(
+        err.to_string().contains("--class Posts: unknown class (expected one of SocialPost, MarketOrder)"),
+        "{err}"
+    );
 }

@@ -30,7 +30,12 @@ fn check(out: &Out, expected: Out) {
 }
 
 /// Runs posts through `embed`; `epochs` lists (epoch, [(post id, content)]). Returns the captured output.
-fn run_posts(pool: Option<Arc<EmbedPool>>, config: EmbedConfig, stats: Arc<EmbedStats>, epochs: Vec<(u64, Vec<(&'static str, &'static str)>)>) -> Out {
+fn run_posts(
+    pool: Option<Arc<EmbedPool>>,
+    config: EmbedConfig,
+    stats: Arc<EmbedStats>,
+    epochs: Vec<(u64, Vec<(&'static str, &'static str)>)>,
+) -> Out {
     let (send, recv) = mpsc::channel();
     timely::execute_directly(move |worker| {
         let mut input = worker.dataflow::<u64, _, _>(|scope| {
@@ -71,7 +76,7 @@ fn every_record_gets_its_vector_at_its_own_epoch() {
         vec![
             (0, vec![("p1".to_owned(), v("rice price up")), ("p2".to_owned(), v("hot in Dhaka"))]),
             (3, vec![("p3".to_owned(), v("rice price up"))]),
-        ]
+        ],
     );
     assert_eq!(stats.records_in.load(Ordering::SeqCst), 3);
     assert_eq!(stats.embedded.load(Ordering::SeqCst), 3);
@@ -106,7 +111,7 @@ fn orders_embed_product_name_and_category() {
         vec![
             (0, vec![("o1".to_owned(), Some(bits(&fake_vector("Hilsa Fish 1kg groceries"))))]),
             (1, vec![("o2".to_owned(), Some(bits(&fake_vector("Cricket Bat sports"))))]),
-        ]
+        ],
     );
 }
 
@@ -180,7 +185,7 @@ fn the_epoch_is_held_until_its_vectors_arrive() {
         vec![
             (0, vec![("p1".to_owned(), Some(bits(&fake_vector("first"))))]),
             (1, vec![("p2".to_owned(), Some(bits(&fake_vector("second"))))]),
-        ]
+        ],
     );
     assert_eq!(stats.embedded.load(Ordering::SeqCst), 2);
 }
@@ -280,7 +285,9 @@ fn each_activation_submits_a_bounded_number_of_texts() {
 
 #[test]
 fn real_model_vectors_through_the_operator_match_the_reference() {
-    let Some(model) = common::embedder() else { return };
+    let Some(model) = common::embedder() else {
+        return;
+    };
     let refs = common::reference();
     let pool = Arc::new(EmbedPool::start(model, PoolConfig { threads: 2, ..PoolConfig::default() }).expect("starts"));
     let stats = Arc::new(EmbedStats::default());
@@ -303,12 +310,16 @@ fn real_model_vectors_through_the_operator_match_the_reference() {
         }
     });
     let out: Out = recv.extract();
-    assert_eq!(out.iter().map(|(t, _)| *t).collect::<Vec<_>>(), (0..refs.len() as u64).step_by(4).map(|i| i / 4).collect::<Vec<_>>());
+    assert_eq!(
+        out.iter().map(|(t, _)| *t).collect::<Vec<_>>(),
+        (0..refs.len() as u64).step_by(4).map(|i| i / 4).collect::<Vec<_>>()
+    );
     let records: Vec<&(String, Option<Vec<u32>>)> = out.iter().flat_map(|(_, r)| r).collect();
     assert_eq!(records.len(), refs.len());
     for (id, v) in records {
         let i: usize = id.parse().expect("numeric id");
-        let v: Vec<f32> = v.as_ref().expect("embedded before the deadline").iter().map(|b| f32::from_bits(*b)).collect();
+        let v: Vec<f32> =
+            v.as_ref().expect("embedded before the deadline").iter().map(|b| f32::from_bits(*b)).collect();
         let c = cosine(&v, &refs[i].vector);
         assert!(c >= 0.999, "{:?}: cosine {c}", refs[i].text);
     }

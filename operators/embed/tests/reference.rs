@@ -7,7 +7,9 @@ use millionx_embed::{cosine, DIMS};
 
 #[test]
 fn vectors_match_the_reference_in_one_batch_and_one_by_one() {
-    let Some(model) = common::embedder() else { return };
+    let Some(model) = common::embedder() else {
+        return;
+    };
     let refs = common::reference();
     assert!(refs.len() >= 5);
     for lang in ["en", "banglish", "bn"] {
@@ -36,7 +38,9 @@ fn vectors_match_the_reference_in_one_batch_and_one_by_one() {
 
 #[test]
 fn long_text_is_truncated_at_256_word_pieces() {
-    let Some(model) = common::embedder() else { return };
+    let Some(model) = common::embedder() else {
+        return;
+    };
     assert_eq!(model.max_tokens(), 256);
     let refs = common::reference();
     let long = refs.iter().find(|r| r.lang == "long").expect("a long reference text");
@@ -46,7 +50,9 @@ fn long_text_is_truncated_at_256_word_pieces() {
 
 #[test]
 fn close_sentences_score_higher_than_unrelated_ones() {
-    let Some(model) = common::embedder() else { return };
+    let Some(model) = common::embedder() else {
+        return;
+    };
     let v = model
         .embed(&[
             "Just got my Wireless Earbuds delivered in Dhaka, loving it!",

@@ -43,6 +43,22 @@ impl<'a> ObjectWriter<'a> {
         self
     }
 
+    /// Writes `"key":"<RFC 3339 UTC>"` without allocating.
+    pub fn time(&mut self, key: &str, t: millionx_dataflow::EventTime) -> &mut Self {
+        self.key(key);
+        self.out.push(b'"');
+        t.write_rfc3339(self.out);
+        self.out.push(b'"');
+        self
+    }
+
+    /// Writes `"key":` followed by whatever `write` appends (which must be one JSON value).
+    pub fn with(&mut self, key: &str, write: impl FnOnce(&mut Vec<u8>)) -> &mut Self {
+        self.key(key);
+        write(self.out);
+        self
+    }
+
     /// Writes `"key":` followed by `raw`, which must already be valid JSON.
     pub fn raw(&mut self, key: &str, raw: &str) -> &mut Self {
         self.key(key);

@@ -158,13 +158,6 @@ pub fn raw_order(o: &EnrichedOrder, out: &mut Vec<u8>) {
     r.close();
 }
 
-fn raw_column(w: &mut ObjectWriter<'_>, write: impl FnOnce(&mut Vec<u8>)) {
-    let mut raw = Vec::with_capacity(512);
-    write(&mut raw);
-    // The raw record was built by this module's writers (valid UTF-8 JSON).
-    w.raw("RAW_RECORD", std::str::from_utf8(&raw).unwrap_or("null"));
-}
-
 impl Encoder<EnrichedPost> for RowEncoder {
     fn framing(&self) -> Framing {
         self.framing
@@ -184,12 +177,12 @@ impl Encoder<EnrichedPost> for RowEncoder {
             .field("HASHTAGS", &p.hashtags)
             .field("CITY", p.city.name())
             .field("LANGUAGE", &p.language)
-            .field("POSTED_AT", &p.meta.event_time.to_rfc3339())
+            .time("POSTED_AT", p.meta.event_time)
             .field("PRODUCT_CATEGORY", e.category.name())
             .field("CATEGORY_CONFIDENCE", &e.category_confidence);
         weather_columns(&mut w, e);
         pii_columns(&mut w, e);
-        raw_column(&mut w, |b| raw_post(p, b));
+        w.with("RAW_RECORD", |b| raw_post(p, b));
         kafka_columns(&mut w, &p.meta);
         w.field("INGESTED_AT", self.ingested_at.now());
         w.close();
@@ -215,7 +208,7 @@ impl Encoder<EnrichedOrder> for RowEncoder {
                 .field("UNIT_PRICE", &o.unit_price)
                 .field("CURRENCY", &o.currency)
                 .field("CITY", o.shipping_city.name())
-                .field("RECORDED_AT", &o.meta.event_time.to_rfc3339())
+                .time("RECORDED_AT", o.meta.event_time)
                 .field("INGESTED_AT", self.ingested_at.now());
             w.close();
             self.finish(out);
@@ -237,11 +230,11 @@ impl Encoder<EnrichedOrder> for RowEncoder {
             .field("PAYMENT_STATUS", &o.payment_status)
             .field("SHIPPING_REGION", &o.shipping_region)
             .field("SHIPPING_CITY", o.shipping_city.name())
-            .field("ORDERED_AT", &o.meta.event_time.to_rfc3339())
+            .time("ORDERED_AT", o.meta.event_time)
             .field("DAY_OF_WEEK", e.calendar.day_name());
         weather_columns(&mut w, e);
         pii_columns(&mut w, e);
-        raw_column(&mut w, |b| raw_order(o, b));
+        w.with("RAW_RECORD", |b| raw_order(o, b));
         kafka_columns(&mut w, &o.meta);
         w.field("INGESTED_AT", self.ingested_at.now());
         w.close();
@@ -260,7 +253,7 @@ impl Encoder<WeatherReading> for RowEncoder {
             .field("COUNTRY", &r.country)
             .field("LATITUDE", &r.latitude)
             .field("LONGITUDE", &r.longitude)
-            .field("TIMESTAMP", &r.meta.event_time.to_rfc3339())
+            .time("TIMESTAMP", r.meta.event_time)
             .field("WEATHER_CONDITION", &r.condition)
             .field("WEATHER_DESCRIPTION", &r.description)
             .field("WEATHER_ICON", &r.icon)

@@ -59,7 +59,14 @@ pub struct EncodedBatch {
 impl EncodedBatch {
     /// An empty batch with `framing.open` written.
     pub fn new(seq: u64, framing: Framing) -> EncodedBatch {
-        EncodedBatch { seq, body: framing.open.as_bytes().to_vec(), items: Vec::new(), framing }
+        EncodedBatch::with_capacity(seq, framing, 0, 0)
+    }
+
+    /// An empty batch with room for `bytes` of body and `items` records (avoids regrowing the body).
+    pub fn with_capacity(seq: u64, framing: Framing, bytes: usize, items: usize) -> EncodedBatch {
+        let mut body = Vec::with_capacity(bytes.max(framing.open.len()));
+        body.extend_from_slice(framing.open.as_bytes());
+        EncodedBatch { seq, body, items: Vec::with_capacity(items), framing }
     }
 
     /// Number of records.

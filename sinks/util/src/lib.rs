@@ -12,5 +12,6 @@ pub mod encoder;
 pub mod writer;
 
 pub use batch::{BatchPolicy, EncodedBatch, Item};
+pub use driver::{BatchSink, SinkContext, SinkRecord, SinkStats};
 pub use encoder::{Encoder, Framing};
 pub use writer::{BatchWriter, Completion, ItemRejection, SinkError, WriteOutcome};

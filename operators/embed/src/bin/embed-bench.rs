@@ -83,7 +83,8 @@ fn child(args: &[String]) -> Result<(), String> {
     let pool = EmbedPool::start(embedder, config)?;
     let mut client = pool.client(None);
     // Warm-up outside the timing: one batch of other texts.
-    let warm: Vec<(u64, String)> = corpus(n + batch).split_off(n).into_iter().enumerate().map(|(i, t)| (i as u64, t)).collect();
+    let warm: Vec<(u64, String)> =
+        corpus(n + batch).split_off(n).into_iter().enumerate().map(|(i, t)| (i as u64, t)).collect();
     client.submit(&warm).map_err(|e| e.to_string())?;
     for _ in 0..warm.len() {
         client.wait(Duration::from_secs(600)).ok_or("warm-up timed out")?;
@@ -130,7 +131,8 @@ fn main() {
         }
     };
     // (label, pool threads, intra-op threads)
-    let layouts = [("1 thread", 1usize, 1usize), ("2 threads: 2 pool × 1", 2, 1), ("2 threads: 1 pool × 2 intra-op", 1, 2)];
+    let layouts =
+        [("1 thread", 1usize, 1usize), ("2 threads: 2 pool × 1", 2, 1), ("2 threads: 1 pool × 2 intra-op", 1, 2)];
     println!("| threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     for (label, pool_threads, intra) in layouts {

@@ -57,7 +57,12 @@ pub fn reference() -> Vec<Reference> {
             lang: s["lang"].as_str().expect("lang").to_owned(),
             text: s["text"].as_str().expect("text").to_owned(),
             tokens: s["tokens"].as_u64().expect("tokens") as usize,
-            vector: s["vector"].as_array().expect("vector").iter().map(|x| x.as_f64().expect("number") as f32).collect(),
+            vector: s["vector"]
+                .as_array()
+                .expect("vector")
+                .iter()
+                .map(|x| x.as_f64().expect("number") as f32)
+                .collect(),
         })
         .collect()
 }

@@ -1,0 +1,369 @@
+//! `millionx weather ...`: clap arguments and the entry points the binary calls.
+//!
+//! Exit codes: 0 success; 1 a city failed after retries (`fetch --once`), a reading was rejected
+//! (`normalize`) or the sink failed; 2 the run could not start (bad config, no API key, unreadable file).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use millionx_dataflow::config::ConfigError;
+use millionx_dataflow::City;
+
+use crate::client::{ReqwestTransport, Transport};
+use crate::config::{ApiKey, WeatherConfig};
+use crate::fetcher::{Fetcher, Round, Status};
+use crate::owm::{normalize, Checks, Units};
+use crate::sink::{last_published_in, ChannelSink, JsonLinesSink, OutTarget, ReadingSink, SinkError, WeatherEvent};
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: a city failed after retries, a reading was rejected, or the sink failed.
+pub const EXIT_FAILED: u8 = 1;
+/// Exit code: the run could not start (configuration, API key, input file).
+pub const EXIT_CONFIG: u8 = 2;
+
+/// Shortest `--every` period: a round of 8 cities takes ~9 s at 1.1 s spacing, and OWM refreshes its
+/// current weather about every 10 minutes, so faster polling only re-reads unchanged data.
+pub const MIN_EVERY: Duration = Duration::from_secs(60);
+
+/// `millionx weather <command>`.
+#[derive(Debug, clap::Args)]
+pub struct WeatherArgs {
+    /// The weather subcommand.
+    #[command(subcommand)]
+    pub command: WeatherCommand,
+}
+
+/// Weather subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum WeatherCommand {
+    /// Fetch current weather from OpenWeatherMap for the configured cities.
+    Fetch(FetchArgs),
+    /// Normalise one saved /data/2.5/weather response and print the reading (or why it is rejected).
+    Normalize(NormalizeArgs),
+}
+
+/// `weather fetch (--once | --every DURATION) [--out FILE|-] [--base-url URL] [--config FILE]`.
+/// The API key comes from `OPENWEATHER_API_KEY` or the file named by `OPENWEATHER_API_KEY_FILE`.
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("schedule").required(true).args(["once", "every"])))]
+pub struct FetchArgs {
+    /// One round, then exit (for a CronJob); exit 1 if any city failed after retries.
+    #[arg(long)]
+    pub once: bool,
+    /// A round every DURATION (e.g. `1h`, `30m`; at least 1m) until SIGINT or SIGTERM.
+    #[arg(long, value_name = "DURATION", value_parser = parse_every)]
+    pub every: Option<Duration>,
+    /// Where readings go: a JSON Lines file (appended) or `-` for stdout.
+    #[arg(long, value_name = "FILE|-", default_value = "-")]
+    pub out: OutTarget,
+    /// API root (overrides `weather.base_url`), e.g. `http://127.0.0.1:8080` for a local replay server.
+    #[arg(long, value_name = "URL")]
+    pub base_url: Option<String>,
+    /// TOML file with a `[weather]` table (see the crate docs).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// `weather normalize --city NAME --units metric|standard FILE`.
+#[derive(Debug, clap::Args)]
+pub struct NormalizeArgs {
+    /// The city the response was requested for (one of the 8, exact spelling, e.g. `Sylhet`).
+    #[arg(long, value_name = "NAME", value_parser = parse_city)]
+    pub city: City,
+    /// The `units` the response was requested with (`standard` = Kelvin, OWM's default).
+    #[arg(long, value_enum)]
+    pub units: Units,
+    /// The saved response body.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// Parses `--every`: a jiff duration (`1h`, `30m`, `1h30m`, `PT1H`), at least [`MIN_EVERY`].
+pub fn parse_every(s: &str) -> Result<Duration, String> {
+    let d: jiff::SignedDuration = s.parse().map_err(|e| format!("not a duration like 1h or 30m: {e}"))?;
+    let d = Duration::try_from(d).map_err(|_| String::from("must be positive"))?;
+    if d < MIN_EVERY {
+        return Err(format!("must be at least {}s", MIN_EVERY.as_secs()));
+    }
+    Ok(d)
+}
+
+/// Parses a city name exactly as records spell it.
+pub fn parse_city(s: &str) -> Result<City, String> {
+    City::from_name(s).ok_or_else(|| {
+        let names: Vec<&str> = City::ALL.iter().map(|c| c.name()).collect();
+        format!("unknown city `{s}`; expected one of {}", names.join(", "))
+    })
+}
+
+/// How often to run rounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Schedule {
+    /// One round.
+    Once,
+    /// A round every period (first at once), until shutdown.
+    Every(Duration),
+}
+
+/// What a run did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RunSummary {
+    /// Rounds completed.
+    pub rounds: u64,
+    /// Rounds in which at least one city failed.
+    pub failed_rounds: u64,
+    /// Whether the last completed round had no failure.
+    pub last_round_ok: bool,
+}
+
+fn log_round(round: &Round) {
+    let mut counts = [0u32; 4];
+    for o in &round.outcomes {
+        let i = match &o.status {
+            Status::Published => 0,
+            Status::Unchanged => 1,
+            Status::Late => 2,
+            Status::Failed(e) => {
+                eprintln!(
+                    "weather: {}: failed after {} attempt(s): {e}",
+                    o.city.name(),
+                    o.attempts
+                );
+                3
+            }
+        };
+        counts[i] += 1;
+    }
+    eprintln!(
+        "weather: round started {}: {} published, {} unchanged, {} late, {} failed; watermark {}",
+        round.started_at, counts[0], counts[1], counts[2], counts[3], round.watermark
+    );
+}
+
+/// Runs rounds on `schedule`, publishing each round's readings and then its watermark to `sink`, until the
+/// schedule ends or `shutdown` resolves (a round in progress is abandoned: nothing of it is published and
+/// no watermark is declared). Errors: the sink failed (the run stops at once).
+pub async fn run_schedule<T: Transport, S: ReadingSink>(
+    fetcher: &mut Fetcher<T>,
+    sink: &mut S,
+    schedule: Schedule,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, SinkError> {
+    tokio::pin!(shutdown);
+    let mut summary = RunSummary::default();
+    let mut ticker = match schedule {
+        Schedule::Once => None,
+        Schedule::Every(period) => {
+            let mut t = tokio::time::interval(period);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            Some(t)
+        }
+    };
+    loop {
+        if let Some(t) = ticker.as_mut() {
+            tokio::select! {
+                _ = &mut shutdown => return Ok(summary),
+                _ = t.tick() => {}
+            }
+        }
+        let round = tokio::select! {
+            _ = &mut shutdown => return Ok(summary),
+            r = fetcher.round() => r,
+        };
+        log_round(&round);
+        sink.publish(&round.readings)?;
+        sink.round_complete(round.watermark)?;
+        summary.rounds += 1;
+        summary.last_round_ok = round.all_ok();
+        if !summary.last_round_ok {
+            summary.failed_rounds += 1;
+        }
+        if ticker.is_none() {
+            return Ok(summary);
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM (or never, if the handlers cannot be installed).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+            (Ok(mut int), Ok(mut term)) => {
+                tokio::select! {
+                    _ = int.recv() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+fn config_error(e: &ConfigError) -> ExitCode {
+    eprintln!("weather: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+/// Loads the configuration for `fetch`: the `--config` file (or defaults), then `--base-url`, validated.
+pub fn fetch_config(args: &FetchArgs) -> Result<WeatherConfig, ConfigError> {
+    let mut config = match &args.config {
+        Some(path) => WeatherConfig::from_file(path)?,
+        None => WeatherConfig::default(),
+    };
+    if let Some(url) = &args.base_url {
+        config.base_url = url.clone();
+    }
+    config.validate().map_err(|e| {
+        if args.base_url.is_some() && e.key == "weather.base_url" {
+            ConfigError {
+                key: "--base-url".into(),
+                reason: e.reason,
+            }
+        } else {
+            e
+        }
+    })?;
+    Ok(config)
+}
+
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread().enable_all().build()
+}
+
+/// `weather fetch`: see [`FetchArgs`]. Reads the API key from the environment; with `--out FILE` the file's
+/// newest reading per city seeds the de-duplication (a CronJob run does not re-publish the previous run's
+/// readings). Exit codes as in the module docs.
+pub fn run_fetch(args: FetchArgs) -> ExitCode {
+    let config = match fetch_config(&args) {
+        Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let key = match ApiKey::from_env() {
+        Ok(k) => k,
+        Err(e) => return config_error(&e),
+    };
+    let transport = match ReqwestTransport::new(&config) {
+        Ok(t) => t,
+        Err(e) => return config_error(&e),
+    };
+    let fetcher = match Fetcher::new(config, key, transport) {
+        Ok(f) => f,
+        Err(e) => return config_error(&e),
+    };
+    let schedule = match args.every {
+        Some(period) => Schedule::Every(period),
+        None => Schedule::Once,
+    };
+    let rt = match runtime() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("weather: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let result = match &args.out {
+        OutTarget::Stdout => {
+            let mut fetcher = fetcher;
+            rt.block_on(run_schedule(
+                &mut fetcher,
+                &mut JsonLinesSink::stdout(),
+                schedule,
+                shutdown_signal(),
+            ))
+        }
+        OutTarget::File(path) => {
+            let seeded = last_published_in(path).and_then(|last| Ok((last, JsonLinesSink::append(path)?)));
+            let (last, mut sink) = match seeded {
+                Ok(v) => v,
+                Err(e) => {
+                    eprintln!("weather: {e}");
+                    return ExitCode::from(EXIT_CONFIG);
+                }
+            };
+            let mut fetcher = fetcher.with_last_published(last);
+            rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, shutdown_signal()))
+        }
+    };
+    match result {
+        Err(e) => {
+            eprintln!("weather: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+        Ok(s) if schedule == Schedule::Once && !s.last_round_ok => ExitCode::from(EXIT_FAILED),
+        Ok(_) => ExitCode::from(EXIT_OK),
+    }
+}
+
+/// `weather normalize`: prints the reading as one JSON line on stdout (exit 0), or `rejected: <reason>:
+/// <detail>` on stderr (exit 1). Uses the default checks (25 km).
+pub fn run_normalize(args: NormalizeArgs) -> ExitCode {
+    let body = match std::fs::read(&args.file) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("weather: cannot read {}: {e}", args.file.display());
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    match normalize(&body, args.city, args.units, &Checks::default()) {
+        Ok(reading) => {
+            println!("{}", reading.to_json());
+            ExitCode::from(EXIT_OK)
+        }
+        Err(e) => {
+            eprintln!("rejected: {e}");
+            ExitCode::from(EXIT_FAILED)
+        }
+    }
+}
+
+/// `weather <command>`: dispatches to [`run_fetch`] or [`run_normalize`].
+pub fn run_weather(args: WeatherArgs) -> ExitCode {
+    match args.command {
+        WeatherCommand::Fetch(a) => run_fetch(a),
+        WeatherCommand::Normalize(a) => run_normalize(a),
+    }
+}
+
+/// Starts a fetcher thread feeding a running pipeline (`run --weather owm`): each round sends
+/// [`WeatherEvent::Readings`] (when any are new) then [`WeatherEvent::Watermark`]. The thread ends when the
+/// schedule ends, `stop` fires (or its sender is dropped), or the receiver of `tx` is dropped. The caller
+/// validates `config` and reads `key` first ([`WeatherConfig::validate`], [`ApiKey::from_env`]).
+/// Errors: the HTTP client or the thread cannot be created.
+pub fn spawn_feed(
+    config: WeatherConfig,
+    key: ApiKey,
+    schedule: Schedule,
+    tx: mpsc::Sender<WeatherEvent>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+) -> Result<std::thread::JoinHandle<Result<RunSummary, SinkError>>, ConfigError> {
+    let transport = ReqwestTransport::new(&config)?;
+    let mut fetcher = Fetcher::new(config, key, transport)?;
+    std::thread::Builder::new()
+        .name("weather-owm".into())
+        .spawn(move || {
+            let rt = runtime().map_err(|source| SinkError {
+                what: String::from("start the async runtime"),
+                source,
+            })?;
+            let mut sink = ChannelSink::new(tx);
+            rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, async {
+                let _ = stop.await;
+            }))
+        })
+        .map_err(|e| ConfigError {
+            key: String::from("run --weather"),
+            reason: format!("cannot start the fetcher thread: {e}"),
+        })
+}

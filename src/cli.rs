@@ -1,0 +1,249 @@
+//! Command line: `run`, `validate`, `gen`.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use clap::{ArgAction, Args, Parser, Subcommand};
+use hdrhistogram::Histogram;
+use millionx_dataflow::config::Config;
+use millionx_dataflow::StreamKind;
+use millionx_operators::anonymise::DEVELOPMENT_KEY;
+
+use crate::gen::GenArgs;
+use crate::pipeline::{latency_histogram, run_worker, Settings};
+use crate::summary::Summary;
+
+/// MillionX stream processor.
+#[derive(Parser, Debug)]
+#[command(name = "millionx", version, about, disable_help_subcommand = true)]
+pub struct Cli {
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the pipeline over JSON Lines input (default: the committed sample) into local files.
+    Run(RunArgs),
+    /// Check a configuration file and exit (0 when valid).
+    Validate(ValidateArgs),
+    /// Generate reference input (social.jsonl, market.jsonl, weather.jsonl).
+    Gen(GenArgs),
+}
+
+/// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
+#[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
+pub struct RunArgs {
+    /// Folder with social.jsonl, market.jsonl, weather.jsonl [default: data/sample, or the config's].
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Output folder [default: out, or the config's].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// TOML configuration file (see dataflow/src/config.rs for every key).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Worker threads per process.
+    #[arg(short = 'w', long = "workers", default_value_t = 1)]
+    pub workers: usize,
+    /// Number of processes.
+    #[arg(short = 'n', long = "processes", default_value_t = 1)]
+    pub processes: usize,
+    /// Index of this process (0-based).
+    #[arg(short = 'p', long = "process", default_value_t = 0)]
+    pub process: usize,
+    /// Hostfile: one host:port per process.
+    #[arg(short = 'h', long = "hostfile")]
+    pub hostfile: Option<PathBuf>,
+    /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
+    #[arg(long)]
+    pub latency_report: Option<PathBuf>,
+    /// Print help.
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// `millionx validate`.
+#[derive(Args, Debug, Clone)]
+pub struct ValidateArgs {
+    /// The configuration file.
+    #[arg(long)]
+    pub config: PathBuf,
+}
+
+/// Entry point: parses argv and runs the command. Exit codes: 0 success, 1 run failure, 2 usage or
+/// configuration error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run(args) => match run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(Failure::Usage(m)) => {
+                eprintln!("error: {m}");
+                ExitCode::from(2)
+            }
+            Err(Failure::Run(m)) => {
+                eprintln!("error: {m}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Validate(args) => match Config::from_file(&args.config) {
+            Ok(_) => {
+                println!("{}: valid", args.config.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+        Command::Gen(args) => match crate::gen::run(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
+        },
+    }
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Bad flags, configuration or input files: nothing ran.
+    Usage(String),
+    /// The run started and failed.
+    Run(String),
+}
+
+/// The HMAC key: `MILLIONX_PII_KEY`, else the file named by `MILLIONX_PII_KEY_FILE`, else the
+/// development key (with a warning). Errors: the key file cannot be read or is empty.
+pub fn pii_key() -> Result<Vec<u8>, String> {
+    if let Ok(k) = std::env::var("MILLIONX_PII_KEY") {
+        if !k.is_empty() {
+            return Ok(k.into_bytes());
+        }
+    }
+    if let Ok(path) = std::env::var("MILLIONX_PII_KEY_FILE") {
+        let k = std::fs::read(&path).map_err(|e| format!("MILLIONX_PII_KEY_FILE ({path}): {e}"))?;
+        let k = k.trim_ascii().to_vec();
+        if k.is_empty() {
+            return Err(format!("MILLIONX_PII_KEY_FILE ({path}): the file is empty"));
+        }
+        return Ok(k);
+    }
+    eprintln!("warning: MILLIONX_PII_KEY is not set; using the development key (hashes are not secret)");
+    Ok(DEVELOPMENT_KEY.to_vec())
+}
+
+fn timely_config(a: &RunArgs) -> Result<timely::Config, String> {
+    if a.workers == 0 {
+        return Err("-w/--workers: must be at least 1".into());
+    }
+    if a.processes == 0 || a.process >= a.processes {
+        return Err(format!("-p/--process {} must be below -n/--processes {}", a.process, a.processes));
+    }
+    let mut argv = vec![
+        "-w".to_owned(),
+        a.workers.to_string(),
+        "-n".to_owned(),
+        a.processes.to_string(),
+        "-p".to_owned(),
+        a.process.to_string(),
+    ];
+    if let Some(h) = &a.hostfile {
+        std::fs::File::open(h).map_err(|e| format!("-h/--hostfile {}: {e}", h.display()))?;
+        argv.push("-h".to_owned());
+        argv.push(h.display().to_string());
+    }
+    timely::Config::from_args(argv.into_iter()).map_err(|e| format!("timely flags: {e}"))
+}
+
+/// Removes the sink folders a previous run left, so the output holds exactly this run's files.
+fn clean_outputs(out: &Path) -> Result<(), String> {
+    for sub in ["snowflake", "weaviate", "dlq", "quality"] {
+        let p = out.join(sub);
+        if p.exists() {
+            std::fs::remove_dir_all(&p).map_err(|e| format!("--out: cannot clear {}: {e}", p.display()))?;
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))
+}
+
+/// Runs the pipeline as `args` say.
+///
+/// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
+/// worker or sink fails.
+pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let mut config = match &args.config {
+        Some(p) => Config::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => Config::default(),
+    };
+    if let Some(i) = &args.input {
+        config.input.dir = i.clone();
+    }
+    if let Some(o) = &args.out {
+        config.output.dir = o.clone();
+    }
+    config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
+    let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
+    for stream in StreamKind::ALL {
+        millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
+            .map_err(|e| Failure::Usage(e.to_string()))?;
+    }
+    let pii_key = pii_key().map_err(Failure::Usage)?;
+    if args.process == 0 {
+        clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
+    }
+
+    let settings = Settings { config: config.clone(), pii_key };
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let started = Instant::now();
+    let worker_errors = Arc::clone(&errors);
+    let guards = timely::execute(timely_cfg, move |worker| run_worker(worker, &settings, Arc::clone(&worker_errors)))
+        .map_err(|e| Failure::Run(format!("starting workers: {e}")))?;
+    let mut reports = Vec::new();
+    for result in guards.join() {
+        match result {
+            Ok(Ok(r)) => reports.push(r),
+            Ok(Err(e)) => return Err(Failure::Run(e)),
+            Err(e) => return Err(Failure::Run(format!("worker failed: {e}"))),
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut latency = latency_histogram();
+    for r in &reports {
+        latency.add(&r.latency).map_err(|e| Failure::Run(format!("merging latency histograms: {e}")))?;
+    }
+    let summary = Summary::from_reports(&reports, elapsed, &latency);
+    print!("{}", summary.render());
+    let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
+    let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::Run(e.to_string()))?;
+    std::fs::write(config.output.dir.join(&name), json).map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;
+    if let Some(path) = &args.latency_report {
+        write_hgrm(&latency, path).map_err(|e| Failure::Run(format!("--latency-report {}: {e}", path.display())))?;
+    }
+    Ok(())
+}
+
+/// Writes `h` (µs) as an HdrHistogram percentile distribution in ms (the `.hgrm` text format).
+pub fn write_hgrm(h: &Histogram<u64>, path: &Path) -> std::io::Result<()> {
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path)?);
+    writeln!(f, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)")?;
+    let mut total = 0u64;
+    for v in h.iter_quantiles(5) {
+        total += v.count_since_last_iteration();
+        let q = v.quantile_iterated_to();
+        let inv = if q < 1.0 { format!("{:>14.2}", 1.0 / (1.0 - q)) } else { String::new() };
+        writeln!(f, "{:>12.3} {:>14.12} {:>10} {}", v.value_iterated_to() as f64 / 1000.0, q, total, inv)?;
+    }
+    writeln!(f, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0)?;
+    writeln!(f, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len())?;
+    f.flush()
+}

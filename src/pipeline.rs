@@ -1,0 +1,346 @@
+//! The MillionX graph, as every worker builds it, and the run loop.
+//!
+//! ```text
+//! file sources ─► validate ─► dedup (exchange by id) ─► anonymise ─► categorise ─► weather as-of join ─► calendar ─► sinks
+//!      │              │           │                                                    ▲      ▲
+//!      │              │           └── duplicates ───────────────┐                      │      │
+//!      │              ├── watermark reports (broadcast) ────────┼──────────────────────┘      │
+//!      │              │                                         ▼                             │
+//!      └── dead letters ◄── rejected ──────────────────► observations ─► quality windows ─► quality sink
+//!                                          weather readings (dedup, broadcast) ────────────────┘
+//! ```
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use hdrhistogram::Histogram;
+use millionx_dataflow::config::Config;
+use millionx_dataflow::quality::QualityWindow;
+use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, WeatherReading};
+use millionx_dataflow::time::now_unix_ns;
+use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
+use millionx_dataflow::{DeadLetter, Epoch, EventTime, StreamKind};
+use millionx_operators::anonymise::Anonymiser;
+use millionx_operators::calendar::LocalCalendar;
+use millionx_operators::categorise::Categoriser;
+use millionx_operators::dedup::Dedup;
+use millionx_operators::quality::{Observation, QualityStats, QualityWindows};
+use millionx_operators::validate::{market, social, weather, Validate};
+use millionx_operators::watermark::WatermarkReports;
+use millionx_operators::weather_join::WeatherJoin;
+use millionx_sink_file::FileWriter;
+use millionx_sink_format::dlq::DeadLetterEncoder;
+use millionx_sink_format::quality::QualityEncoder;
+use millionx_sink_format::snowflake::{RowEncoder, Table};
+use millionx_sink_format::weaviate::{Class, ObjectEncoder};
+use millionx_sink_format::SourceNaming;
+use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
+use millionx_source_file::{file_source, FileSourceConfig};
+use timely::dataflow::operators::vec::{Broadcast, Map};
+use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
+use timely::dataflow::{ProbeHandle, Scope, Stream};
+use timely::worker::Worker;
+
+/// Everything a worker needs to build its graph (cloned into every worker).
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// The validated configuration (input and output folders included).
+    pub config: Config,
+    /// The HMAC key for anonymisation.
+    pub pii_key: Vec<u8>,
+}
+
+/// What one worker hands back when the run ends.
+#[derive(Debug)]
+pub struct WorkerReport {
+    /// Quality windows this worker merged and wrote.
+    pub windows: Vec<QualityWindow>,
+    /// Observations that arrived after their window closed, by stream.
+    pub late: BTreeMap<StreamKind, u64>,
+    /// Counters per sink name.
+    pub sinks: BTreeMap<String, SinkStats>,
+    /// read→write latency of records in the Snowflake and Weaviate outputs, µs.
+    pub latency: Histogram<u64>,
+}
+
+/// A new latency histogram: 1 µs to 1 h, 3 significant digits.
+pub fn latency_histogram() -> Histogram<u64> {
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("static bounds are valid")
+}
+
+struct SinkFactory {
+    out: PathBuf,
+    worker: usize,
+    policy: BatchPolicy,
+    errors: Arc<Mutex<Vec<SinkError>>>,
+    latency: Rc<RefCell<Histogram<u64>>>,
+    stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
+}
+
+impl SinkFactory {
+    fn sink<'scope, T, E>(
+        &mut self,
+        stream: Stream<'scope, Epoch, Vec<Arc<T>>>,
+        folder: &str,
+        ext: &'static str,
+        encoder: E,
+        record_latency: bool,
+    ) -> Result<Stream<'scope, Epoch, Vec<DeadLetter>>, String>
+    where
+        T: SinkRecord + 'static,
+        E: Encoder<T> + 'static,
+    {
+        let stats = Rc::new(RefCell::new(SinkStats::default()));
+        self.stats.insert(folder.to_owned(), Rc::clone(&stats));
+        let ctx = SinkContext {
+            name: folder.to_owned(),
+            stats,
+            latency: record_latency.then(|| Rc::clone(&self.latency)),
+            errors: Arc::clone(&self.errors),
+        };
+        let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
+            .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
+        Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
+    }
+}
+
+fn observe<'scope, T: Clone + 'static>(
+    s: &Stream<'scope, Epoch, Vec<T>>,
+    f: impl Fn(T) -> Observation + 'static,
+) -> Stream<'scope, Epoch, Vec<Observation>> {
+    s.clone().map(f)
+}
+
+fn lag_ms(event_time: EventTime) -> u64 {
+    let now_ms = (now_unix_ns() / 1_000_000) as i64;
+    now_ms.saturating_sub(event_time.0).max(0) as u64
+}
+
+fn emitted<T: Enriched>(r: &T) -> Observation {
+    let e = r.enrichment();
+    Observation::Emitted {
+        stream: T::STREAM,
+        event_time: r.meta().event_time,
+        category: e.category,
+        pii_detected: e.pii.detected,
+        enriched: e.weather.is_some(),
+        embedded: e.embedding.is_some(),
+        lag_ms: lag_ms(r.meta().event_time),
+    }
+}
+
+/// Builds the graph on `worker` and runs it to completion (or to the first fatal sink error).
+///
+/// Errors: an input file cannot be opened; a sink failed fatally (the message names it).
+pub fn run_worker(
+    worker: &mut Worker,
+    settings: &Settings,
+    errors: Arc<Mutex<Vec<SinkError>>>,
+) -> Result<WorkerReport, String> {
+    let index = worker.index();
+    let cfg = &settings.config;
+    let windows = Rc::new(RefCell::new(Vec::new()));
+    let quality_stats = Rc::new(RefCell::new(QualityStats::default()));
+    let latency = Rc::new(RefCell::new(latency_histogram()));
+    let mut sinks = SinkFactory {
+        out: cfg.output.dir.clone(),
+        worker: index,
+        policy: cfg.batch.into(),
+        errors: Arc::clone(&errors),
+        latency: Rc::clone(&latency),
+        stats: BTreeMap::new(),
+    };
+    let probe = ProbeHandle::<Epoch>::new();
+
+    worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| -> Result<(), String> {
+        let tracker = || Watermarks::new(cfg.watermark.lateness());
+        let source = |stream: StreamKind| {
+            let config = FileSourceConfig {
+                path: cfg.input.dir.join(stream.file_name()),
+                stream,
+                epoch_lines: cfg.input.epoch_lines,
+                max_epochs_in_flight: cfg.input.max_epochs_in_flight,
+                max_message_bytes: cfg.input.max_message_bytes,
+            };
+            file_source(scope, config, probe.clone()).map_err(|e| e.to_string())
+        };
+        let (social_lines, social_bad) = source(StreamKind::Social)?;
+        let (market_lines, market_bad) = source(StreamKind::Market)?;
+        let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+
+        // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
+        let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
+        let (orders, orders_rejected, order_metas) = market_lines.validate(market::validate);
+        let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
+
+        let reader = index as u32;
+        let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope
+            .concatenate([
+                post_metas.clone().watermark_reports(StreamKind::Social, vec![0], reader),
+                order_metas.clone().watermark_reports(StreamKind::Market, vec![0], reader),
+                reading_metas.clone().watermark_reports(StreamKind::Weather, vec![0], reader),
+            ])
+            .broadcast();
+
+        let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
+        let (posts_unique, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
+        let (orders_unique, orders_dup) = orders.dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
+        let (readings_unique, readings_dup) =
+            readings.dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
+
+        let anonymiser = Anonymiser::new(&settings.pii_key);
+        let categoriser = Categoriser::new();
+        let calendar = LocalCalendar::dhaka();
+        let max_age = cfg.join.max_weather_age_ms as i64;
+        let weather_table = readings_unique.clone().broadcast();
+        let readings_unique = readings_unique.map(Arc::new);
+
+        let (a, c, cal) = (anonymiser.clone(), categoriser.clone(), calendar.clone());
+        let posts_out: Stream<'_, Epoch, Vec<Arc<EnrichedPost>>> = posts_unique
+            .map(move |p| {
+                let mut p = a.post(p);
+                let (category, confidence) = c.from_text(&p.content);
+                p.enrichment.category = category;
+                p.enrichment.category_confidence = confidence;
+                p
+            })
+            .weather_join(weather_table.clone(), reports.clone(), tracker(), max_age)
+            .map(move |mut p: EnrichedPost| {
+                p.enrichment.calendar = cal.at(p.meta.event_time);
+                Arc::new(p)
+            });
+        let orders_out: Stream<'_, Epoch, Vec<Arc<EnrichedOrder>>> = orders_unique
+            .map(move |o| {
+                let mut o = anonymiser.order(o);
+                let (category, confidence) = categoriser.from_product_id(&o.product_id);
+                o.enrichment.category = category;
+                o.enrichment.category_confidence = confidence;
+                o
+            })
+            .weather_join(weather_table, reports.clone(), tracker(), max_age)
+            .map(move |mut o: EnrichedOrder| {
+                o.enrichment.calendar = calendar.at(o.meta.event_time);
+                Arc::new(o)
+            });
+
+        let rejected = scope
+            .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
+            .map(Arc::new);
+
+        let observations = scope.concatenate([
+            observe(&post_metas, |m| Observation::Valid { stream: StreamKind::Social, event_time: m.event_time }),
+            observe(&order_metas, |m| Observation::Valid { stream: StreamKind::Market, event_time: m.event_time }),
+            observe(&reading_metas, |m| Observation::Valid { stream: StreamKind::Weather, event_time: m.event_time }),
+            observe(&rejected, |d: Arc<DeadLetter>| Observation::Rejected {
+                stream: d.origin.stream,
+                event_time: d.event_time_ms.map(EventTime),
+                reason: d.reason.clone(),
+            }),
+            posts_dup.map(|r| Observation::Duplicate { stream: StreamKind::Social, event_time: r.meta.event_time }),
+            orders_dup.map(|r| Observation::Duplicate { stream: StreamKind::Market, event_time: r.meta.event_time }),
+            readings_dup.map(|r| Observation::Duplicate { stream: StreamKind::Weather, event_time: r.meta.event_time }),
+            observe(&posts_out, |r| emitted(&*r)),
+            observe(&orders_out, |r| emitted(&*r)),
+            observe(&readings_unique, |r: Arc<WeatherReading>| Observation::Emitted {
+                stream: StreamKind::Weather,
+                event_time: r.meta.event_time,
+                category: Default::default(),
+                pii_detected: false,
+                enriched: false,
+                embedded: false,
+                lag_ms: lag_ms(r.meta.event_time),
+            }),
+        ]);
+        let collected = Rc::clone(&windows);
+        let quality = observations
+            .quality_windows(reports, tracker(), Rc::clone(&quality_stats))
+            .inspect(move |w| collected.borrow_mut().push(w.clone()))
+            .map(Arc::new);
+
+        // Backpressure watches processing, not the sinks (a sink may hold a partial batch for max_age).
+        scope
+            .concatenate([
+                posts_out.clone().map(|_| ()),
+                orders_out.clone().map(|_| ()),
+                quality.clone().map(|_| ()),
+                rejected.clone().map(|_| ()),
+            ])
+            .probe_with(&probe);
+
+        let ndjson = Framing::NDJSON;
+        let sink_dead = vec![
+            sinks.sink(
+                posts_out.clone(),
+                "snowflake/SOCIAL_POSTS",
+                "ndjson",
+                RowEncoder::new(Table::SocialPosts, ndjson),
+                true,
+            )?,
+            sinks.sink(
+                orders_out.clone(),
+                "snowflake/MARKET_ORDERS",
+                "ndjson",
+                RowEncoder::new(Table::MarketOrders, ndjson),
+                true,
+            )?,
+            sinks.sink(
+                orders_out.clone(),
+                "snowflake/PRICE_HISTORY",
+                "ndjson",
+                RowEncoder::new(Table::PriceHistory, ndjson),
+                false,
+            )?,
+            sinks.sink(
+                readings_unique,
+                "snowflake/WEATHER_LOGS",
+                "ndjson",
+                RowEncoder::new(Table::WeatherLogs, ndjson),
+                false,
+            )?,
+            sinks.sink(
+                posts_out,
+                &format!("weaviate/{}", Class::SocialPost.name()),
+                "json",
+                ObjectEncoder::new(),
+                true,
+            )?,
+            sinks.sink(
+                orders_out,
+                &format!("weaviate/{}", Class::MarketOrder.name()),
+                "json",
+                ObjectEncoder::new(),
+                true,
+            )?,
+            sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
+        ];
+        let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
+        sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?;
+        Ok(())
+    })?;
+
+    while worker.step_or_park(Some(Duration::from_millis(20))) {
+        if let Ok(errors) = errors.lock() {
+            if let Some(e) = errors.first() {
+                return Err(e.to_string());
+            }
+        }
+    }
+    if let Some(e) = errors.lock().ok().and_then(|e| e.first().cloned()) {
+        return Err(e.to_string());
+    }
+
+    let latency = latency.borrow().clone();
+    let late = quality_stats.borrow().late.clone();
+    let windows = windows.borrow().clone();
+    Ok(WorkerReport {
+        windows,
+        late,
+        sinks: sinks.stats.iter().map(|(k, v)| (k.clone(), v.borrow().clone())).collect(),
+        latency,
+    })
+}
