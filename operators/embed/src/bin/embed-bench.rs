@@ -15,6 +15,10 @@ use millionx_dataflow::catalog::PRODUCTS;
 use millionx_dataflow::City;
 use millionx_embed::{EmbedPool, PoolConfig};
 
+/// The allocator of the `millionx` binary, so the figures match the pipeline's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const TEMPLATES: [&str; 12] = [
     "Just got my {p} delivered in {c}, loving it!",
     "Anyone know where to buy a good {p} in {c}? Need it before Eid",
