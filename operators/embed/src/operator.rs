@@ -264,6 +264,7 @@ where
                         .collect();
                     // A closed pool accepts nothing: the records then leave at their deadline.
                     let accepted = client.submit(&items).unwrap_or_default();
+                    let refused = accepted < items.len();
                     let accepted_ids: Vec<u64> = items[..accepted].iter().map(|(id, _)| *id).collect();
                     drop(items);
                     for id in &accepted_ids {
@@ -282,7 +283,7 @@ where
                         }
                     }
                     submitted_now += accepted;
-                    if accepted < take {
+                    if refused {
                         queue_full = true;
                         break;
                     }

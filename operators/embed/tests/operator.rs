@@ -284,6 +284,46 @@ fn each_activation_submits_a_bounded_number_of_texts() {
 }
 
 #[test]
+fn a_full_pool_queue_delays_records_but_loses_none() {
+    let fake = FakeEncoder::new(true);
+    let config = PoolConfig { threads: 1, queue_capacity: 2, max_batch: 1, cache_capacity: 0 };
+    let pool = Arc::new(EmbedPool::start(fake.clone(), config).expect("pool starts"));
+    let p = Arc::clone(&pool);
+    let f = Arc::clone(&fake);
+    let stats = Arc::new(EmbedStats::default());
+    let s = Arc::clone(&stats);
+    let (send, recv) = mpsc::channel();
+    timely::execute_directly(move |worker| {
+        let config = EmbedConfig { batch_size: 8, deadline: Duration::from_secs(60), ..EmbedConfig::default() };
+        let mut input = worker.dataflow::<u64, _, _>(|scope| {
+            let (input, posts) = scope.new_input::<Vec<EnrichedPost>>();
+            posts
+                .embed(Some(&p), config, s)
+                .map(|p: EnrichedPost| (p.post_id, p.enrichment.embedding.as_deref().map(bits)))
+                .capture_into(send);
+            input
+        });
+        for i in 0..5 {
+            input.send(post(&format!("p{i}"), &format!("text {i}")));
+        }
+        drop(input);
+        // The queue holds 2: the rest waits in the operator, retried on a timer.
+        for _ in 0..20 {
+            worker.step_or_park(Some(Duration::from_millis(2)));
+        }
+        assert!(p.stats().refused > 0, "nothing was refused: the test did not fill the queue");
+        assert!(p.stats().submitted < 5);
+        f.open();
+    });
+    let out: Out = recv.extract();
+    let expected: Out =
+        vec![(0, (0..5).map(|i| (format!("p{i}"), Some(bits(&fake_vector(&format!("text {i}")))))).collect())];
+    check(&out, expected);
+    assert_eq!(stats.embedded.load(Ordering::SeqCst), 5);
+    assert_eq!(pool.stats().embedded, 5);
+}
+
+#[test]
 fn real_model_vectors_through_the_operator_match_the_reference() {
     let Some(model) = common::embedder() else {
         return;
