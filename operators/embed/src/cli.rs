@@ -64,8 +64,7 @@ pub fn load_model(dir: Option<&Path>) -> Result<Embedder, EmbedError> {
 
 /// Embeds `texts` through a one-thread [`EmbedPool`] (the operator's code path), in input order.
 pub fn embed_texts(embedder: Arc<Embedder>, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let pool = EmbedPool::start(embedder, PoolConfig { threads: 1, ..PoolConfig::default() })
-        .map_err(EmbedError::Inference)?;
+    let pool = EmbedPool::start(embedder, PoolConfig { threads: 1, ..PoolConfig::default() })?;
     let mut client = pool.client(None);
     let mut out: Vec<Option<Vec<f32>>> = vec![None; texts.len()];
     let items: Vec<(u64, &str)> = texts.iter().enumerate().map(|(i, t)| (i as u64, t.as_str())).collect();

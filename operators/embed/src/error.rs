@@ -40,6 +40,10 @@ pub enum EmbedError {
     /// A tensor operation failed inside candle.
     #[error("inference: {0}")]
     Inference(String),
+    /// The pool could not start: a setting failed [`crate::PoolConfig::validate`] (the message names it), or
+    /// the OS refused a thread.
+    #[error("embedding pool: {0}")]
+    PoolStart(String),
     /// The embedding pool has shut down (its threads ended).
     #[error("embedding pool is shut down")]
     PoolClosed,

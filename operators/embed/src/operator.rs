@@ -211,24 +211,22 @@ where
                         }
                         return;
                     };
+                    // One capability per epoch with held records; `time` is the stamp's least element.
+                    let h = held.entry(time.clone()).or_insert_with(|| Held { cap: cap.delayed(&time, 0), records: 0 });
                     for batch in data {
                         for record in batch.drain(..) {
                             let id = next_id;
                             next_id += 1;
-                            let entry = held.entry(time.clone());
-                            let h = match entry {
-                                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                                std::collections::btree_map::Entry::Vacant(v) => match cap.retain_least(0) {
-                                    Some(c) => v.insert(Held { cap: c, records: 0 }),
-                                    None => continue,
-                                },
-                            };
                             h.records += 1;
                             slots.insert(id, Slot { time: time.clone(), record, arrived: now, submitted: false });
                             unsent.push_back(id);
                             by_arrival.push_back((id, now));
                             stats.records_in.fetch_add(1, Ordering::Relaxed);
                         }
+                    }
+                    if h.records == 0 {
+                        // Only empty containers arrived: hold nothing for them.
+                        held.remove(&time);
                     }
                 });
 

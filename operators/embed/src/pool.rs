@@ -176,11 +176,12 @@ impl std::fmt::Debug for EmbedPool {
 impl EmbedPool {
     /// Starts `config.threads` model threads sharing `encoder` (normally an [`crate::Embedder`]).
     ///
-    /// Errors: the [`PoolConfig::validate`] message, or the OS refusing a thread.
-    pub fn start(encoder: Arc<dyn TextEncoder>, config: PoolConfig) -> Result<EmbedPool, String> {
-        config.validate()?;
+    /// Errors: [`EmbedError::PoolStart`] with the [`PoolConfig::validate`] message, or the OS refusing a thread.
+    pub fn start(encoder: Arc<dyn TextEncoder>, config: PoolConfig) -> Result<EmbedPool, EmbedError> {
+        config.validate().map_err(EmbedError::PoolStart)?;
         let cache = NonZeroUsize::new(config.cache_capacity).map(|c| Mutex::new(LruCache::new(c)));
-        let latency = Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| e.to_string())?;
+        let latency =
+            Histogram::new_with_bounds(1, 3_600_000_000, 3).map_err(|e| EmbedError::PoolStart(e.to_string()))?;
         let shared = Arc::new(Shared {
             encoder,
             config: config.clone(),
@@ -196,7 +197,7 @@ impl EmbedPool {
             let t = std::thread::Builder::new()
                 .name(format!("embed-{i}"))
                 .spawn(move || model_thread(&s))
-                .map_err(|e| format!("embed: cannot start model thread: {e}"))?;
+                .map_err(|e| EmbedError::PoolStart(format!("cannot start a model thread: {e}")))?;
             threads.push(t);
         }
         let owner = Arc::new(Threads { shared: Arc::clone(&shared), handles: Mutex::new(threads) });

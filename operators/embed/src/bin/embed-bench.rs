@@ -84,7 +84,7 @@ fn child(args: &[String]) -> Result<(), String> {
     let texts = corpus(n);
     let tokens: usize = texts.iter().map(|t| embedder.token_count(t).unwrap_or(0)).sum();
     let config = PoolConfig { threads, queue_capacity: n.max(1), max_batch: batch, cache_capacity: 0 };
-    let pool = EmbedPool::start(embedder, config)?;
+    let pool = EmbedPool::start(embedder, config).map_err(|e| e.to_string())?;
     let mut client = pool.client(None);
     // Warm-up outside the timing: one batch of other texts.
     let warm: Vec<(u64, String)> =
