@@ -34,6 +34,8 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Generate reference input (social.jsonl, market.jsonl, weather.jsonl).
     Gen(GenArgs),
+    /// Fetch OpenWeatherMap readings for the 8 cities, or normalise a saved response.
+    Weather(millionx_source_weather::WeatherArgs),
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -103,6 +105,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::Weather(args) => millionx_source_weather::run_weather(args),
         Command::Gen(args) => match crate::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {

@@ -105,7 +105,9 @@ fn real_bangla_and_banglish_text_survives_byte_for_byte() {
         let id = format!("F-{i}");
         match got.get(&id) {
             Some(c) if c == t => {}
-            Some(c) => assert!(c.contains("[PHONE]") || c.contains("[EMAIL]"), "{id} changed beyond redaction:\n{t}\n{c}"),
+            Some(c) => {
+                assert!(c.contains("[PHONE]") || c.contains("[EMAIL]"), "{id} changed beyond redaction:\n{t}\n{c}")
+            }
             None => panic!("{id} missing; dead letters: {dead:?}"),
         }
     }

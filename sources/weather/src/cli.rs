@@ -128,11 +128,7 @@ fn log_round(round: &Round) {
             Status::Unchanged => 1,
             Status::Late => 2,
             Status::Failed(e) => {
-                eprintln!(
-                    "weather: {}: failed after {} attempt(s): {e}",
-                    o.city.name(),
-                    o.attempts
-                );
+                eprintln!("weather: {}: failed after {} attempt(s): {e}", o.city.name(), o.attempts);
                 3
             }
         };
@@ -227,10 +223,7 @@ pub fn fetch_config(args: &FetchArgs) -> Result<WeatherConfig, ConfigError> {
     }
     config.validate().map_err(|e| {
         if args.base_url.is_some() && e.key == "weather.base_url" {
-            ConfigError {
-                key: "--base-url".into(),
-                reason: e.reason,
-            }
+            ConfigError { key: "--base-url".into(), reason: e.reason }
         } else {
             e
         }
@@ -276,12 +269,7 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
     let result = match &args.out {
         OutTarget::Stdout => {
             let mut fetcher = fetcher;
-            rt.block_on(run_schedule(
-                &mut fetcher,
-                &mut JsonLinesSink::stdout(),
-                schedule,
-                shutdown_signal(),
-            ))
+            rt.block_on(run_schedule(&mut fetcher, &mut JsonLinesSink::stdout(), schedule, shutdown_signal()))
         }
         OutTarget::File(path) => {
             let seeded = last_published_in(path).and_then(|last| Ok((last, JsonLinesSink::append(path)?)));
@@ -353,10 +341,7 @@ pub fn spawn_feed(
     std::thread::Builder::new()
         .name("weather-owm".into())
         .spawn(move || {
-            let rt = runtime().map_err(|source| SinkError {
-                what: String::from("start the async runtime"),
-                source,
-            })?;
+            let rt = runtime().map_err(|source| SinkError { what: String::from("start the async runtime"), source })?;
             let mut sink = ChannelSink::new(tx);
             rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, async {
                 let _ = stop.await;

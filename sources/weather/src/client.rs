@@ -98,18 +98,11 @@ impl Transport for ReqwestTransport {
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(classify)? {
             if body.len() + chunk.len() > MAX_BODY_BYTES {
-                return Err(WeatherError::new(
-                    FailureReason::Parse,
-                    format!("body over {MAX_BODY_BYTES} bytes"),
-                ));
+                return Err(WeatherError::new(FailureReason::Parse, format!("body over {MAX_BODY_BYTES} bytes")));
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(HttpReply {
-            status,
-            retry_after,
-            body,
-        })
+        Ok(HttpReply { status, retry_after, body })
     }
 }
 
@@ -160,14 +153,8 @@ mod tests {
         let now: Timestamp = "2015-10-21T07:27:00Z".parse().expect("ts");
         assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
         assert_eq!(parse_retry_after(" 0 ", now), Some(Duration::ZERO));
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now),
-            Some(Duration::from_secs(60))
-        );
-        assert_eq!(
-            parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", now), Some(Duration::from_secs(60)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:20:00 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
     }

@@ -40,10 +40,7 @@ pub const API_KEY_ENV: &str = "OPENWEATHER_API_KEY";
 pub const API_KEY_FILE_ENV: &str = "OPENWEATHER_API_KEY_FILE";
 
 fn err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.to_owned(),
-        reason: reason.into(),
-    }
+    ConfigError { key: key.to_owned(), reason: reason.into() }
 }
 
 /// The `[weather]` table. Every key is optional; defaults as in the module example.
@@ -138,15 +135,10 @@ impl WeatherConfig {
     /// [`WeatherConfig::validate`].
     pub fn from_toml(text: &str) -> Result<WeatherConfig, ConfigError> {
         let shape: FileShape = toml::from_str(text).map_err(|e| {
-            let key = e
-                .span()
-                .and_then(|s| key_at(text, s.start))
-                .unwrap_or_else(|| "weather".to_owned());
+            let key = e.span().and_then(|s| key_at(text, s.start)).unwrap_or_else(|| "weather".to_owned());
             err(&key, e.message().replace('\n', " ").trim().to_owned())
         })?;
-        let config = shape
-            .weather
-            .ok_or_else(|| err("weather", "the file has no [weather] table"))?;
+        let config = shape.weather.ok_or_else(|| err("weather", "the file has no [weather] table"))?;
         config.validate()?;
         Ok(config)
     }
@@ -246,9 +238,7 @@ impl WeatherConfig {
 
     /// The payload checks this configuration implies.
     pub fn checks(&self) -> Checks {
-        Checks {
-            max_distance_km: self.max_distance_km,
-        }
+        Checks { max_distance_km: self.max_distance_km }
     }
 
     /// Per-request timeout.
@@ -290,10 +280,9 @@ impl ApiKey {
     /// the file unreadable, or the key malformed ([`ApiKey::new`]).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ApiKey, ConfigError> {
         match (lookup(API_KEY_ENV), lookup(API_KEY_FILE_ENV)) {
-            (Some(_), Some(_)) => Err(err(
-                API_KEY_ENV,
-                format!("both {API_KEY_ENV} and {API_KEY_FILE_ENV} are set; set one"),
-            )),
+            (Some(_), Some(_)) => {
+                Err(err(API_KEY_ENV, format!("both {API_KEY_ENV} and {API_KEY_FILE_ENV} are set; set one")))
+            }
             (Some(k), None) => ApiKey::new(&k),
             (None, Some(path)) => {
                 let text = std::fs::read_to_string(&path)
@@ -318,10 +307,7 @@ mod tests {
     fn defaults_validate_and_query_by_coordinates() {
         let c = WeatherConfig::default();
         c.validate().expect("defaults are valid");
-        assert_eq!(
-            c.endpoint().expect("url").as_str(),
-            "https://api.openweathermap.org/data/2.5/weather"
-        );
+        assert_eq!(c.endpoint().expect("url").as_str(), "https://api.openweathermap.org/data/2.5/weather");
         assert_eq!(c.query_for(City::Sylhet), Query::LatLon(24.8949, 91.8687));
         assert_eq!(c.cities.len(), 8);
     }
@@ -333,10 +319,7 @@ mod tests {
              cities = [\"Khulna\", \"Dhaka\"]\n[weather.city_ids]\nKhulna = 1336135\n",
         )
         .expect("valid");
-        assert_eq!(
-            c.endpoint().expect("url").as_str(),
-            "http://127.0.0.1:8080/owm/data/2.5/weather"
-        );
+        assert_eq!(c.endpoint().expect("url").as_str(), "http://127.0.0.1:8080/owm/data/2.5/weather");
         assert_eq!(c.cities, vec![City::Khulna, City::Dhaka]);
         assert_eq!(c.query_for(City::Khulna), Query::CityId(1336135));
         assert_eq!(c.query_for(City::Dhaka), Query::LatLon(23.8103, 90.4125));
@@ -348,29 +331,17 @@ mod tests {
         let cases = [
             ("[weather]\ntimeout = 5\n", "weather.timeout"),
             ("[weather]\ntimeout_ms = 0\n", "weather.timeout_ms"),
-            (
-                "[weather]\nbase_url = \"http://api.openweathermap.org\"\n",
-                "weather.base_url",
-            ),
+            ("[weather]\nbase_url = \"http://api.openweathermap.org\"\n", "weather.base_url"),
             ("[weather]\nbase_url = \"ftp://localhost\"\n", "weather.base_url"),
-            (
-                "[weather]\nbase_url = \"https://u:p@example.org\"\n",
-                "weather.base_url",
-            ),
+            ("[weather]\nbase_url = \"https://u:p@example.org\"\n", "weather.base_url"),
             ("[weather]\ncities = [\"Atlantis\"]\n", "weather.cities"),
             ("[weather]\ncities = []\n", "weather.cities"),
             ("[weather]\ncities = [\"Dhaka\", \"Dhaka\"]\n", "weather.cities"),
             ("[weather.city_ids]\nAtlantis = 1\n", "weather.city_ids.Atlantis"),
             ("[weather]\nmax_distance_km = -1.0\n", "weather.max_distance_km"),
-            (
-                "[weather]\nretry_min_delay_ms = 5000\nretry_max_delay_ms = 10\n",
-                "weather.retry_max_delay_ms",
-            ),
+            ("[weather]\nretry_min_delay_ms = 5000\nretry_max_delay_ms = 10\n", "weather.retry_max_delay_ms"),
             ("[pipeline]\nx = 1\n", "weather"),
-            (
-                "[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n",
-                "weather.cities",
-            ),
+            ("[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n", "weather.cities"),
             ("[weather]\nspacing_ms = \"fast\"\n", "weather.spacing_ms"),
             ("[weather\n", "weather"),
         ];
@@ -398,14 +369,8 @@ mod tests {
         let both = env(vec![(API_KEY_ENV, "a".into()), (API_KEY_FILE_ENV, "b".into())]);
         assert_eq!(ApiKey::from_lookup(both).expect_err("both").key, API_KEY_ENV);
         let missing = env(vec![(API_KEY_FILE_ENV, dir.path().join("nope").display().to_string())]);
-        assert_eq!(
-            ApiKey::from_lookup(missing).expect_err("missing file").key,
-            API_KEY_FILE_ENV
-        );
+        assert_eq!(ApiKey::from_lookup(missing).expect_err("missing file").key, API_KEY_FILE_ENV);
         assert_eq!(ApiKey::new("a b").expect_err("space").key, API_KEY_ENV);
-        assert_eq!(
-            format!("{:?}", ApiKey::new("secret").expect("ok")),
-            "ApiKey(<redacted>)"
-        );
+        assert_eq!(format!("{:?}", ApiKey::new("secret").expect("ok")), "ApiKey(<redacted>)");
     }
 }

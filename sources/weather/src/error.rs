@@ -129,11 +129,7 @@ pub struct WeatherError {
 impl WeatherError {
     /// An error without `Retry-After`.
     pub fn new(reason: FailureReason, detail: impl Into<String>) -> WeatherError {
-        WeatherError {
-            reason,
-            detail: detail.into(),
-            retry_after: None,
-        }
+        WeatherError { reason, detail: detail.into(), retry_after: None }
     }
 
     /// `missing_field` naming the member, e.g. `main`.

@@ -39,10 +39,7 @@ pub struct Pacer {
 impl Pacer {
     /// A pacer allowing one start per `gap`.
     pub fn new(gap: Duration) -> Pacer {
-        Pacer {
-            gap,
-            next_free: Mutex::new(None),
-        }
+        Pacer { gap, next_free: Mutex::new(None) }
     }
 
     /// Waits for the next free slot and claims it. The first call returns at once.
@@ -191,9 +188,7 @@ impl<T: Transport> Fetcher<T> {
             let message = serde_json::from_slice::<serde_json::Value>(&reply.body)
                 .ok()
                 .and_then(|v| {
-                    v.get("message")
-                        .and_then(|m| m.as_str())
-                        .map(|m| m.chars().take(200).collect::<String>())
+                    v.get("message").and_then(|m| m.as_str()).map(|m| m.chars().take(200).collect::<String>())
                 })
                 .unwrap_or_else(|| String::from("(no message)"));
             return Err(WeatherError {
@@ -252,11 +247,7 @@ impl<T: Transport> Fetcher<T> {
                 // The key is account-wide: after a 401 the other cities would only repeat it.
                 Some(first) => {
                     let detail = format!("not requested: the API key was refused for {}", first.name());
-                    (
-                        Err(WeatherError::new(FailureReason::Unauthorized, detail)),
-                        0,
-                        Vec::new(),
-                    )
+                    (Err(WeatherError::new(FailureReason::Unauthorized, detail)), 0, Vec::new())
                 }
                 None => self.fetch_city(city).await,
             };
@@ -290,11 +281,6 @@ impl<T: Transport> Fetcher<T> {
         }
         let watermark = self.watermark.map_or(started_at, |w| w.max(started_at));
         self.watermark = Some(watermark);
-        Round {
-            started_at,
-            readings,
-            outcomes,
-            watermark,
-        }
+        Round { started_at, readings, outcomes, watermark }
     }
 }

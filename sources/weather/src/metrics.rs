@@ -67,19 +67,12 @@ impl FetchCounters {
 
     /// The count for `(result, reason)`, 0 if never incremented.
     pub fn get(&self, result: FetchResult, reason: &str) -> u64 {
-        self.counts
-            .iter()
-            .find(|((r, l), _)| *r == result && *l == reason)
-            .map_or(0, |(_, n)| *n)
+        self.counts.iter().find(|((r, l), _)| *r == result && *l == reason).map_or(0, |(_, n)| *n)
     }
 
     /// Sum over reasons for one `result`.
     pub fn total(&self, result: FetchResult) -> u64 {
-        self.counts
-            .iter()
-            .filter(|((r, _), _)| *r == result)
-            .map(|(_, n)| n)
-            .sum()
+        self.counts.iter().filter(|((r, _), _)| *r == result).map(|(_, n)| n).sum()
     }
 
     /// Every non-zero series as `(result, reason, count)`, ordered by result then reason.
@@ -103,13 +96,6 @@ mod tests {
         assert_eq!(c.get(FetchResult::Error, "rate_limited"), 0);
         assert_eq!(c.total(FetchResult::Retried), 2);
         let series: Vec<_> = c.iter().collect();
-        assert_eq!(
-            series,
-            vec![
-                ("ok", "none", 1),
-                ("retried", "rate_limited", 2),
-                ("error", "timeout", 1)
-            ]
-        );
+        assert_eq!(series, vec![("ok", "none", 1), ("retried", "rate_limited", 2), ("error", "timeout", 1)]);
     }
 }

@@ -74,9 +74,7 @@ pub struct Checks {
 
 impl Default for Checks {
     fn default() -> Checks {
-        Checks {
-            max_distance_km: DEFAULT_MAX_DISTANCE_KM,
-        }
+        Checks { max_distance_km: DEFAULT_MAX_DISTANCE_KM }
     }
 }
 
@@ -225,20 +223,14 @@ fn range(v: f64, field: &str, lo: f64, hi: f64) -> Result<f64, WeatherError> {
     if (lo..=hi).contains(&v) {
         Ok(v)
     } else {
-        Err(WeatherError::new(
-            FailureReason::OutOfRange,
-            format!("`{field}` {v} outside [{lo}, {hi}]"),
-        ))
+        Err(WeatherError::new(FailureReason::OutOfRange, format!("`{field}` {v} outside [{lo}, {hi}]")))
     }
 }
 
 fn unix_seconds(v: f64, field: &str) -> Result<Timestamp, WeatherError> {
     let ms = (v * 1000.0).round();
     if !ms.is_finite() || ms.abs() > 1e15 {
-        return Err(WeatherError::new(
-            FailureReason::OutOfRange,
-            format!("`{field}` {v} is not a Unix time"),
-        ));
+        return Err(WeatherError::new(FailureReason::OutOfRange, format!("`{field}` {v} is not a Unix time")));
     }
     Timestamp::from_millisecond(ms as i64)
         .map_err(|_| WeatherError::new(FailureReason::OutOfRange, format!("`{field}` {v} is not a Unix time")))
@@ -297,10 +289,7 @@ impl Observation {
             }
         }
         let main = need(p.main, "main")?;
-        let w = need(p.weather, "weather")?
-            .into_iter()
-            .next()
-            .ok_or_else(|| WeatherError::missing("weather[0]"))?;
+        let w = need(p.weather, "weather")?.into_iter().next().ok_or_else(|| WeatherError::missing("weather[0]"))?;
         let coord = need(p.coord, "coord")?;
         let wind = need(p.wind, "wind")?;
         let sys = need(p.sys, "sys")?;
@@ -322,17 +311,11 @@ impl Observation {
             v.map(|x| range(x, field, 0.0, f64::MAX)).transpose()
         };
         let (rain_1h, rain_3h) = match p.rain {
-            Some(r) => (
-                non_negative(r.one_hour, "rain.1h")?,
-                non_negative(r.three_hours, "rain.3h")?,
-            ),
+            Some(r) => (non_negative(r.one_hour, "rain.1h")?, non_negative(r.three_hours, "rain.3h")?),
             None => (None, None),
         };
         let (snow_1h, snow_3h) = match p.snow {
-            Some(s) => (
-                non_negative(s.one_hour, "snow.1h")?,
-                non_negative(s.three_hours, "snow.3h")?,
-            ),
+            Some(s) => (non_negative(s.one_hour, "snow.1h")?, non_negative(s.three_hours, "snow.3h")?),
             None => (None, None),
         };
         let utc_offset_s = match p.timezone {
@@ -355,12 +338,7 @@ impl Observation {
             },
             temperature,
             humidity: percent(need(main.humidity, "main.humidity")?, "main.humidity")?,
-            pressure: range(
-                need(main.pressure, "main.pressure")?,
-                "main.pressure",
-                f64::MIN_POSITIVE,
-                f64::MAX,
-            )?,
+            pressure: range(need(main.pressure, "main.pressure")?, "main.pressure", f64::MIN_POSITIVE, f64::MAX)?,
             visibility: non_negative(p.visibility, "visibility")?,
             wind: Wind {
                 speed: range(need(wind.speed, "wind.speed")?, "wind.speed", 0.0, f64::MAX)?,
@@ -405,11 +383,7 @@ impl Observation {
             other => {
                 return Err(WeatherError::new(
                     FailureReason::WrongCountry,
-                    format!(
-                        "asked for {}, `sys.country` is {}",
-                        city.name(),
-                        other.unwrap_or("absent")
-                    ),
+                    format!("asked for {}, `sys.country` is {}", city.name(), other.unwrap_or("absent")),
                 ))
             }
         }
@@ -433,12 +407,7 @@ impl Observation {
             ("temperature.current", t.current, lo, hi),
             ("temperature.min", t.min, lo, hi),
             ("temperature.max", t.max, lo, hi),
-            (
-                "temperature.feels_like",
-                t.feels_like,
-                PLAUSIBLE_FEELS_LIKE_C.0,
-                PLAUSIBLE_FEELS_LIKE_C.1,
-            ),
+            ("temperature.feels_like", t.feels_like, PLAUSIBLE_FEELS_LIKE_C.0, PLAUSIBLE_FEELS_LIKE_C.1),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(WeatherError::new(

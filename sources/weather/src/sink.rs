@@ -43,11 +43,7 @@ pub struct JsonLinesSink<W: Write> {
 impl JsonLinesSink<io::Stdout> {
     /// Lines to standard output (flushed after every publish).
     pub fn stdout() -> JsonLinesSink<io::Stdout> {
-        JsonLinesSink {
-            out: io::stdout(),
-            name: String::from("stdout"),
-            sync: None,
-        }
+        JsonLinesSink { out: io::stdout(), name: String::from("stdout"), sync: None }
     }
 }
 
@@ -60,30 +56,16 @@ impl JsonLinesSink<io::BufWriter<File>> {
             .create(true)
             .append(true)
             .open(path)
-            .map_err(|source| SinkError {
-                what: what.clone(),
-                source,
-            })?;
-        let sync = file.try_clone().map_err(|source| SinkError {
-            what: what.clone(),
-            source,
-        })?;
-        Ok(JsonLinesSink {
-            out: io::BufWriter::new(file),
-            name: what,
-            sync: Some(sync),
-        })
+            .map_err(|source| SinkError { what: what.clone(), source })?;
+        let sync = file.try_clone().map_err(|source| SinkError { what: what.clone(), source })?;
+        Ok(JsonLinesSink { out: io::BufWriter::new(file), name: what, sync: Some(sync) })
     }
 }
 
 impl<W: Write> JsonLinesSink<W> {
     /// Lines to `out`; `name` appears in errors.
     pub fn new(out: W, name: &str) -> JsonLinesSink<W> {
-        JsonLinesSink {
-            out,
-            name: name.to_owned(),
-            sync: None,
-        }
+        JsonLinesSink { out, name: name.to_owned(), sync: None }
     }
 
     /// The writer back.
@@ -94,10 +76,7 @@ impl<W: Write> JsonLinesSink<W> {
 
 impl<W: Write> ReadingSink for JsonLinesSink<W> {
     fn publish(&mut self, readings: &[Reading]) -> Result<(), SinkError> {
-        let wrap = |source| SinkError {
-            what: self.name.clone(),
-            source,
-        };
+        let wrap = |source| SinkError { what: self.name.clone(), source };
         for r in readings {
             serde_json::to_writer(&mut self.out, r).map_err(|e| wrap(io::Error::other(e)))?;
             self.out.write_all(b"\n").map_err(wrap)?;
@@ -106,15 +85,9 @@ impl<W: Write> ReadingSink for JsonLinesSink<W> {
     }
 
     fn round_complete(&mut self, _watermark: Timestamp) -> Result<(), SinkError> {
-        self.out.flush().map_err(|source| SinkError {
-            what: self.name.clone(),
-            source,
-        })?;
+        self.out.flush().map_err(|source| SinkError { what: self.name.clone(), source })?;
         if let Some(f) = &self.sync {
-            f.sync_data().map_err(|source| SinkError {
-                what: self.name.clone(),
-                source,
-            })?;
+            f.sync_data().map_err(|source| SinkError { what: self.name.clone(), source })?;
         }
         Ok(())
     }
@@ -137,10 +110,7 @@ pub fn last_published_in(path: &Path) -> Result<BTreeMap<City, Timestamp>, SinkE
     }
     let mut last = BTreeMap::new();
     for line in BufReader::new(file).lines() {
-        let line = line.map_err(|source| SinkError {
-            what: what.clone(),
-            source,
-        })?;
+        let line = line.map_err(|source| SinkError { what: what.clone(), source })?;
         if let Ok(k) = serde_json::from_str::<Key>(&line) {
             let e = last.entry(k.city).or_insert(k.timestamp);
             *e = (*e).max(k.timestamp);
@@ -183,9 +153,7 @@ impl ReadingSink for ChannelSink {
         if readings.is_empty() {
             return Ok(());
         }
-        self.tx
-            .send(WeatherEvent::Readings(readings.to_vec()))
-            .map_err(|_| closed())
+        self.tx.send(WeatherEvent::Readings(readings.to_vec())).map_err(|_| closed())
     }
 
     fn round_complete(&mut self, watermark: Timestamp) -> Result<(), SinkError> {

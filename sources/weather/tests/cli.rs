@@ -22,23 +22,8 @@ fn data(name: &str) -> PathBuf {
 
 #[test]
 fn arguments() {
-    match parse(&[
-        "millionx",
-        "weather",
-        "fetch",
-        "--once",
-        "--out",
-        "w.jsonl",
-        "--base-url",
-        "http://127.0.0.1:1",
-    ]) {
-        Ok(WeatherCommand::Fetch(FetchArgs {
-            once: true,
-            every: None,
-            out,
-            base_url: Some(u),
-            config: None,
-        })) => {
+    match parse(&["millionx", "weather", "fetch", "--once", "--out", "w.jsonl", "--base-url", "http://127.0.0.1:1"]) {
+        Ok(WeatherCommand::Fetch(FetchArgs { once: true, every: None, out, base_url: Some(u), config: None })) => {
             assert_eq!(out, OutTarget::File("w.jsonl".into()));
             assert_eq!(u, "http://127.0.0.1:1");
         }
@@ -51,92 +36,37 @@ fn arguments() {
         }
         other => panic!("{other:?}"),
     }
-    assert!(
-        parse(&["millionx", "weather", "fetch"]).is_err(),
-        "--once or --every is required"
-    );
+    assert!(parse(&["millionx", "weather", "fetch"]).is_err(), "--once or --every is required");
     assert!(parse(&["millionx", "weather", "fetch", "--once", "--every", "1h"]).is_err());
     let short = parse(&["millionx", "weather", "fetch", "--every", "10s"]).expect_err("too short");
     assert!(short.contains("at least 60s"), "{short}");
     assert!(parse(&["millionx", "weather", "fetch", "--every", "often"]).is_err());
 
-    match parse(&[
-        "millionx",
-        "weather",
-        "normalize",
-        "--city",
-        "Sylhet",
-        "--units",
-        "standard",
-        "x.json",
-    ]) {
+    match parse(&["millionx", "weather", "normalize", "--city", "Sylhet", "--units", "standard", "x.json"]) {
         Ok(WeatherCommand::Normalize(NormalizeArgs { city, units, file })) => {
-            assert_eq!(
-                (city, units, file),
-                (City::Sylhet, Units::Standard, PathBuf::from("x.json"))
-            );
+            assert_eq!((city, units, file), (City::Sylhet, Units::Standard, PathBuf::from("x.json")));
         }
         other => panic!("{other:?}"),
     }
-    let bad_city = parse(&[
-        "millionx",
-        "weather",
-        "normalize",
-        "--city",
-        "sylhet",
-        "--units",
-        "metric",
-        "x",
-    ])
-    .expect_err("case");
+    let bad_city =
+        parse(&["millionx", "weather", "normalize", "--city", "sylhet", "--units", "metric", "x"]).expect_err("case");
     assert!(bad_city.contains("expected one of Dhaka"), "{bad_city}");
-    assert!(parse(&[
-        "millionx",
-        "weather",
-        "normalize",
-        "--city",
-        "Dhaka",
-        "--units",
-        "imperial",
-        "x"
-    ])
-    .is_err());
+    assert!(parse(&["millionx", "weather", "normalize", "--city", "Dhaka", "--units", "imperial", "x"]).is_err());
 }
 
 #[test]
 fn normalize_exit_codes() {
-    let run = |city: City, units: Units, file: &str| {
-        run_normalize(NormalizeArgs {
-            city,
-            units,
-            file: data(file),
-        })
-    };
-    assert_eq!(
-        run(City::Dhaka, Units::Metric, "dhaka-metric-integers-no-visibility.json"),
-        ExitCode::from(0)
-    );
-    assert_eq!(
-        run(City::Rajshahi, Units::Standard, "rajshahi-kelvin.json"),
-        ExitCode::from(0)
-    );
-    assert_eq!(
-        run(City::Rajshahi, Units::Metric, "rajshahi-kelvin.json"),
-        ExitCode::from(1)
-    );
-    assert_eq!(
-        run(City::Dhaka, Units::Metric, "err-404-cod-string.json"),
-        ExitCode::from(1)
-    );
+    let run = |city: City, units: Units, file: &str| run_normalize(NormalizeArgs { city, units, file: data(file) });
+    assert_eq!(run(City::Dhaka, Units::Metric, "dhaka-metric-integers-no-visibility.json"), ExitCode::from(0));
+    assert_eq!(run(City::Rajshahi, Units::Standard, "rajshahi-kelvin.json"), ExitCode::from(0));
+    assert_eq!(run(City::Rajshahi, Units::Metric, "rajshahi-kelvin.json"), ExitCode::from(1));
+    assert_eq!(run(City::Dhaka, Units::Metric, "err-404-cod-string.json"), ExitCode::from(1));
     assert_eq!(run(City::Dhaka, Units::Metric, "no-such-file.json"), ExitCode::from(2));
 }
 
 #[test]
 fn fetch_once_end_to_end_and_exit_codes() {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     let server = rt.block_on(async {
         let server = MockServer::start().await;
         for city in City::ALL {
@@ -177,11 +107,7 @@ fn fetch_once_end_to_end_and_exit_codes() {
     assert_eq!(run_fetch(args(&server.uri())), ExitCode::from(2), "no API key");
 
     std::env::set_var("OPENWEATHER_API_KEY", "cli-test-key");
-    assert_eq!(
-        run_fetch(args("http://weather.example.org")),
-        ExitCode::from(2),
-        "plain http off loopback"
-    );
+    assert_eq!(run_fetch(args("http://weather.example.org")), ExitCode::from(2), "plain http off loopback");
     let mut missing_config = args(&server.uri());
     missing_config.config = Some(dir.path().join("nope.toml"));
     assert_eq!(run_fetch(missing_config), ExitCode::from(2));
@@ -190,17 +116,9 @@ fn fetch_once_end_to_end_and_exit_codes() {
     let text = std::fs::read_to_string(&out).expect("out file");
     let cities: Vec<String> = text
         .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).expect("json")["city"]
-                .as_str()
-                .expect("city")
-                .to_owned()
-        })
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("json")["city"].as_str().expect("city").to_owned())
         .collect();
-    assert_eq!(
-        cities,
-        City::ALL.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>()
-    );
+    assert_eq!(cities, City::ALL.iter().map(|c| c.name().to_owned()).collect::<Vec<_>>());
 
     // The same answers an hour later: nothing new is appended, and that is a success.
     assert_eq!(run_fetch(args(&server.uri())), ExitCode::from(0));

@@ -32,9 +32,7 @@ fn config(base_url: String, cities: &[City]) -> WeatherConfig {
 
 fn fetcher(config: WeatherConfig) -> Fetcher<ReqwestTransport> {
     let transport = ReqwestTransport::new(&config).expect("client");
-    Fetcher::new(config, ApiKey::new("test-key").expect("key"), transport)
-        .expect("valid")
-        .with_jitter_seed(3)
+    Fetcher::new(config, ApiKey::new("test-key").expect("key"), transport).expect("valid").with_jitter_seed(3)
 }
 
 /// Matches the lat/lon query of `city`.
@@ -52,13 +50,7 @@ fn json(status: u16, body: impl Into<Vec<u8>>) -> ResponseTemplate {
 
 /// `city` answers `first` once, then a good metric body once.
 async fn first_then_ok(server: &MockServer, city: City, first: ResponseTemplate) {
-    for_city(city)
-        .respond_with(first)
-        .up_to_n_times(1)
-        .with_priority(1)
-        .expect(1)
-        .mount(server)
-        .await;
+    for_city(city).respond_with(first).up_to_n_times(1).with_priority(1).expect(1).mount(server).await;
     for_city(city)
         .respond_with(json(200, metric_body(city, 1_717_299_000)))
         .with_priority(2)
@@ -86,11 +78,7 @@ async fn replays_the_shared_fixtures_over_http() {
     };
     let fixture = |name: &str| std::fs::read(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
     let server = MockServer::start().await;
-    for_city(City::Dhaka)
-        .respond_with(json(200, fixture("01-dhaka-metric-haze.json")))
-        .expect(1)
-        .mount(&server)
-        .await;
+    for_city(City::Dhaka).respond_with(json(200, fixture("01-dhaka-metric-haze.json"))).expect(1).mount(&server).await;
     for_city(City::Sylhet)
         .respond_with(json(200, fixture("03-sylhet-division-no-sys-type.json")))
         .expect(1)
@@ -132,15 +120,9 @@ async fn replays_the_shared_fixtures_over_http() {
 
     assert_eq!(round.readings.len(), 1, "{:?}", round.outcomes);
     let dhaka = &round.readings[0];
-    assert_eq!(
-        (dhaka.city, dhaka.temperature.current, dhaka.temperature.feels_like),
-        (City::Dhaka, 22.99, 22.62)
-    );
+    assert_eq!((dhaka.city, dhaka.temperature.current, dhaka.temperature.feels_like), (City::Dhaka, 22.99, 22.62));
     assert_eq!(dhaka.timestamp.to_string(), "2022-02-08T07:07:24Z");
-    assert_eq!(
-        (dhaka.humidity, dhaka.pressure, dhaka.visibility),
-        (49, 1015.0, Some(3500.0))
-    );
+    assert_eq!((dhaka.humidity, dhaka.pressure, dhaka.visibility), (49, 1015.0, Some(3500.0)));
     // Sylhet Division's centroid is 48 km from Sylhet; Kelvin answered to a metric request; Tver for Chittagong;
     // Dhaka District's coordinates are 190 km from Rajshahi. The 401 comes last: it ends the round.
     assert_eq!(failed_reason(&round, City::Sylhet), FailureReason::TooFar);
@@ -158,11 +140,8 @@ async fn replays_the_shared_fixtures_over_http() {
     assert_eq!(c.total(FetchResult::Retried), 3, "nothing but the 429 was retried");
 
     for request in server.received_requests().await.expect("recording on") {
-        let q: Vec<(String, String)> = request
-            .url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let q: Vec<(String, String)> =
+            request.url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         assert!(q.contains(&("units".into(), "metric".into())), "{q:?}");
         assert!(q.contains(&("appid".into(), "test-key".into())), "{q:?}");
         assert!(!q.iter().any(|(k, _)| k == "q"), "never query by name: {q:?}");
@@ -193,12 +172,7 @@ async fn slow_answers_time_out_and_are_retried() {
         .expect(4)
         .mount(&server)
         .await;
-    first_then_ok(
-        &server,
-        City::Sylhet,
-        json(200, metric_body(City::Sylhet, 1_717_299_000)).set_delay(slow),
-    )
-    .await;
+    first_then_ok(&server, City::Sylhet, json(200, metric_body(City::Sylhet, 1_717_299_000)).set_delay(slow)).await;
     let mut f = fetcher(config(server.uri(), &[City::Dhaka, City::Sylhet]));
     let round = f.round().await;
     assert_eq!(failed_reason(&round, City::Dhaka), FailureReason::Timeout);
@@ -230,10 +204,7 @@ async fn dropped_connections_are_retried_then_reported() {
     match status {
         Status::Failed(e) => {
             assert_eq!(e.reason, FailureReason::Transport, "{e}");
-            assert!(
-                !e.detail.contains("test-key") && !e.detail.contains("appid"),
-                "no key or URL in errors: {e}"
-            );
+            assert!(!e.detail.contains("test-key") && !e.detail.contains("appid"), "no key or URL in errors: {e}");
         }
         other => panic!("{other:?}"),
     }
@@ -260,11 +231,7 @@ async fn a_200_without_main_is_an_error_and_not_retried() {
     let end = body[start..].find('}').expect("end") + start + 2;
     let without_main = format!("{}{}", &body[..start], &body[end..]);
     assert!(!without_main.contains("\"main\":{") && serde_json::from_str::<serde_json::Value>(&without_main).is_ok());
-    for_city(City::Rangpur)
-        .respond_with(json(200, without_main))
-        .expect(1)
-        .mount(&server)
-        .await;
+    for_city(City::Rangpur).respond_with(json(200, without_main)).expect(1).mount(&server).await;
     let mut f = fetcher(config(server.uri(), &[City::Rangpur]));
     let round = f.round().await;
     assert_eq!(failed_reason(&round, City::Rangpur), FailureReason::MissingField);

@@ -19,13 +19,9 @@ fn rejected(name: &str, city: City, units: Units) -> (FailureReason, String) {
 
 #[test]
 fn integer_numbers_and_absent_optionals_give_the_exact_reading() {
-    let r = normalize(
-        &data("dhaka-metric-integers-no-visibility.json"),
-        City::Dhaka,
-        Units::Metric,
-        &Checks::default(),
-    )
-    .expect("accepted");
+    let r =
+        normalize(&data("dhaka-metric-integers-no-visibility.json"), City::Dhaka, Units::Metric, &Checks::default())
+            .expect("accepted");
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("json");
     let expected = serde_json::json!({
         "city": "Dhaka", "country": "BD", "latitude": 23.8103, "longitude": 90.4125,
@@ -82,13 +78,8 @@ fn units_come_from_the_request() {
 
 #[test]
 fn cold_snow_and_calm_wind_are_plausible() {
-    let r = normalize(
-        &data("rangpur-snow-1h-cold.json"),
-        City::Rangpur,
-        Units::Metric,
-        &Checks::default(),
-    )
-    .expect("ok");
+    let r =
+        normalize(&data("rangpur-snow-1h-cold.json"), City::Rangpur, Units::Metric, &Checks::default()).expect("ok");
     assert_eq!(r.temperature.current, -1.5);
     assert_eq!(r.wind.speed, 0.0);
     assert_eq!(r.wind.degree, 360.0);
@@ -128,10 +119,7 @@ fn location_checks() {
     let (reason, detail) = rejected("dhaka-resolved-to-india.json", City::Dhaka, Units::Metric);
     assert_eq!(reason, FailureReason::WrongCountry);
     assert!(detail.contains("IN"), "{detail}");
-    assert_eq!(
-        rejected("no-country.json", City::Dhaka, Units::Metric).0,
-        FailureReason::WrongCountry
-    );
+    assert_eq!(rejected("no-country.json", City::Dhaka, Units::Metric).0, FailureReason::WrongCountry);
     let (reason, detail) = rejected("coxs-bazar-for-chittagong.json", City::Chittagong, Units::Metric);
     assert_eq!(reason, FailureReason::TooFar);
     assert!(detail.contains("105.3 km"), "{detail}");
@@ -144,22 +132,10 @@ fn location_checks() {
 
 #[test]
 fn wrong_types_and_ranges() {
-    assert_eq!(
-        rejected("temp-string.json", City::Dhaka, Units::Metric).0,
-        FailureReason::Parse
-    );
-    assert_eq!(
-        rejected("array.json", City::Dhaka, Units::Metric).0,
-        FailureReason::Parse
-    );
-    assert_eq!(
-        rejected("humidity-150.json", City::Dhaka, Units::Metric).0,
-        FailureReason::OutOfRange
-    );
-    assert_eq!(
-        rejected("wind-negative.json", City::Dhaka, Units::Metric).0,
-        FailureReason::OutOfRange
-    );
+    assert_eq!(rejected("temp-string.json", City::Dhaka, Units::Metric).0, FailureReason::Parse);
+    assert_eq!(rejected("array.json", City::Dhaka, Units::Metric).0, FailureReason::Parse);
+    assert_eq!(rejected("humidity-150.json", City::Dhaka, Units::Metric).0, FailureReason::OutOfRange);
+    assert_eq!(rejected("wind-negative.json", City::Dhaka, Units::Metric).0, FailureReason::OutOfRange);
     for junk in [&b""[..], b"null", b"\"text\"", b"{\"cod\":", b"\xff\xfe"] {
         let e = normalize(junk, City::Dhaka, Units::Metric, &Checks::default()).expect_err("junk");
         assert_eq!(e.reason, FailureReason::Parse);
@@ -171,10 +147,7 @@ fn distance_formula_matches_a_known_value() {
     // Dhaka centre to Chittagong centre: 2.0 °N-S and 1.37 °E-W; about 213 km great-circle.
     let d = millionx_source_weather::owm::distance_km(City::Dhaka.coordinates(), City::Chittagong.coordinates());
     assert!((212.0..215.0).contains(&d), "{d}");
-    assert_eq!(
-        millionx_source_weather::owm::distance_km((23.8, 90.4), (23.8, 90.4)),
-        0.0
-    );
+    assert_eq!(millionx_source_weather::owm::distance_km((23.8, 90.4), (23.8, 90.4)), 0.0);
 }
 
 #[test]
@@ -182,21 +155,13 @@ fn readings_pass_the_pipeline_validator() {
     use millionx_dataflow::record::{Origin, RawLine, StreamKind};
     for (file, city, units) in [
         ("dhaka-metric-integers-no-visibility.json", City::Dhaka, Units::Metric),
-        (
-            "chittagong-cod-string-floats-rain-3h.json",
-            City::Chittagong,
-            Units::Metric,
-        ),
+        ("chittagong-cod-string-floats-rain-3h.json", City::Chittagong, Units::Metric),
         ("rajshahi-kelvin.json", City::Rajshahi, Units::Standard),
         ("rangpur-snow-1h-cold.json", City::Rangpur, Units::Metric),
     ] {
         let r = normalize(&data(file), city, units, &Checks::default()).expect(file);
         let line = RawLine {
-            origin: Origin {
-                stream: StreamKind::Weather,
-                partition: 0,
-                offset: 1,
-            },
+            origin: Origin { stream: StreamKind::Weather, partition: 0, offset: 1 },
             ingest_ns: 0,
             payload: r.to_json(),
         };
@@ -204,16 +169,8 @@ fn readings_pass_the_pipeline_validator() {
             .unwrap_or_else(|e| panic!("{file}: the pipeline rejects our reading: {:?}", e.reason));
         assert_eq!(v.city, city, "{file}");
         assert_eq!(v.meta.event_time.0, r.timestamp.as_millisecond(), "{file}");
-        assert_eq!(
-            (v.temperature, v.feels_like),
-            (r.temperature.current, r.temperature.feels_like),
-            "{file}"
-        );
-        assert_eq!(
-            (v.humidity, v.clouds),
-            (i64::from(r.humidity), i64::from(r.clouds)),
-            "{file}"
-        );
+        assert_eq!((v.temperature, v.feels_like), (r.temperature.current, r.temperature.feels_like), "{file}");
+        assert_eq!((v.humidity, v.clouds), (i64::from(r.humidity), i64::from(r.clouds)), "{file}");
         assert_eq!(v.visibility, r.visibility, "{file}");
         assert_eq!((v.wind_speed, v.wind_degree), (r.wind.speed, r.wind.degree), "{file}");
     }

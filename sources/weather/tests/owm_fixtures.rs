@@ -26,10 +26,7 @@ fn re(pattern: &str) -> Regex {
 }
 
 fn capture(text: &str, pattern: &str) -> Option<String> {
-    re(pattern)
-        .captures(text)
-        .and_then(|c| c.get(1))
-        .map(|m| m.as_str().to_owned())
+    re(pattern).captures(text).and_then(|c| c.get(1)).map(|m| m.as_str().to_owned())
 }
 
 fn number(text: &str, pattern: &str, file: &str) -> f64 {
@@ -54,17 +51,9 @@ fn success_rows(md: &str) -> Vec<Expect> {
         .map(|r| {
             // The fetcher always asks `units=metric`; a capture made without it (or described in Kelvin, or the
             // API doc's example, which uses OWM's default) is in Kelvin.
-            let units = if r[2].contains("metric") && !r[2].contains("Kelvin") {
-                Units::Metric
-            } else {
-                Units::Standard
-            };
-            Expect {
-                file: r[0].clone(),
-                city: City::from_name(&r[1]),
-                units,
-                text: r[3].clone(),
-            }
+            let units =
+                if r[2].contains("metric") && !r[2].contains("Kelvin") { Units::Metric } else { Units::Standard };
+            Expect { file: r[0].clone(), city: City::from_name(&r[1]), units, text: r[3].clone() }
         })
         .collect()
 }
@@ -75,9 +64,7 @@ fn error_rows(md: &str) -> Vec<(String, u16, String)> {
         .into_iter()
         .filter(|r| r.len() == 3)
         .map(|r| {
-            let status = r[1]
-                .parse()
-                .unwrap_or_else(|e| panic!("{}: status {}: {e}", r[0], r[1]));
+            let status = r[1].parse().unwrap_or_else(|e| panic!("{}: status {}: {e}", r[0], r[1]));
             let reason = capture(&r[2], r#"reason="(\w+)""#).unwrap_or_else(|| panic!("{}: no reason=", r[0]));
             (r[0].clone(), status, reason)
         })
@@ -96,69 +83,24 @@ fn check_success(dir: &Path, e: &Expect) {
     let body = std::fs::read(dir.join(file)).unwrap_or_else(|err| panic!("{file}: {err}"));
     let o = Observation::parse(&body, e.units).unwrap_or_else(|err| panic!("{file}: must parse: {err}"));
     let t = &e.text;
-    assert_eq!(
-        o.temperature.current,
-        number(t, r"temp (-?[\d.]+) °C", file),
-        "{file} temp"
-    );
-    assert_eq!(
-        o.temperature.feels_like,
-        number(t, r"feels_like (-?[\d.]+) °C", file),
-        "{file} feels_like"
-    );
-    assert_eq!(
-        f64::from(o.humidity),
-        number(t, r"humidity (\d+)", file),
-        "{file} humidity"
-    );
+    assert_eq!(o.temperature.current, number(t, r"temp (-?[\d.]+) °C", file), "{file} temp");
+    assert_eq!(o.temperature.feels_like, number(t, r"feels_like (-?[\d.]+) °C", file), "{file} feels_like");
+    assert_eq!(f64::from(o.humidity), number(t, r"humidity (\d+)", file), "{file} humidity");
     assert_eq!(o.pressure, number(t, r"pressure ([\d.]+)", file), "{file} pressure");
-    assert_eq!(
-        o.visibility,
-        Some(number(t, r"visibility (\d+)", file)),
-        "{file} visibility"
-    );
-    let wind = re(r"wind ([\d.]+) m/s (\d+)°(?: gust ([\d.]+))?")
-        .captures(t)
-        .unwrap_or_else(|| panic!("{file}: wind"));
-    assert_eq!(
-        o.wind.speed,
-        wind[1].parse::<f64>().expect("speed"),
-        "{file} wind speed"
-    );
+    assert_eq!(o.visibility, Some(number(t, r"visibility (\d+)", file)), "{file} visibility");
+    let wind = re(r"wind ([\d.]+) m/s (\d+)°(?: gust ([\d.]+))?").captures(t).unwrap_or_else(|| panic!("{file}: wind"));
+    assert_eq!(o.wind.speed, wind[1].parse::<f64>().expect("speed"), "{file} wind speed");
     assert_eq!(o.wind.degree, wind[2].parse::<f64>().expect("deg"), "{file} wind deg");
-    assert_eq!(
-        o.wind_gust,
-        wind.get(3).map(|g| g.as_str().parse::<f64>().expect("gust")),
-        "{file} gust"
-    );
+    assert_eq!(o.wind_gust, wind.get(3).map(|g| g.as_str().parse::<f64>().expect("gust")), "{file} gust");
     // "rain_1h 0 (absent → 0 or null, documented)": we keep absent as None (see Observation::rain_1h).
     let rain = capture(t, r"rain_1h ([\d.]+(?: \(absent)?)").unwrap_or_else(|| panic!("{file}: rain_1h"));
-    let expected_rain = if rain.ends_with("(absent") {
-        None
-    } else {
-        Some(rain.parse::<f64>().expect("rain"))
-    };
+    let expected_rain = if rain.ends_with("(absent") { None } else { Some(rain.parse::<f64>().expect("rain")) };
     assert_eq!(o.rain_1h, expected_rain, "{file} rain_1h");
-    assert_eq!(
-        o.hour().to_string(),
-        capture(t, r"hour (\S+Z)").expect("hour"),
-        "{file} hour"
-    );
+    assert_eq!(o.hour().to_string(), capture(t, r"hour (\S+Z)").expect("hour"), "{file} hour");
     let local = o.local_time().unwrap_or_else(|| panic!("{file}: no timezone"));
-    assert_eq!(
-        format!("{:02}:{:02}", local.hour(), local.minute()),
-        capture(t, r"local (\d\d:\d\d)").expect("local")
-    );
-    assert_eq!(
-        o.utc_offset_s,
-        Some(number(t, r"\(tz (\d+)\)", file) as i32),
-        "{file} tz"
-    );
-    assert_eq!(
-        o.name.as_deref(),
-        capture(t, r#"name in payload "([^"]+)""#).as_deref(),
-        "{file} name"
-    );
+    assert_eq!(format!("{:02}:{:02}", local.hour(), local.minute()), capture(t, r"local (\d\d:\d\d)").expect("local"));
+    assert_eq!(o.utc_offset_s, Some(number(t, r"\(tz (\d+)\)", file) as i32), "{file} tz");
+    assert_eq!(o.name.as_deref(), capture(t, r#"name in payload "([^"]+)""#).as_deref(), "{file} name");
     let country = capture(t, r"country ([A-Z]{2})\b").expect("country");
     assert_eq!(o.country.as_deref(), Some(country.as_str()), "{file} country");
 
@@ -176,26 +118,19 @@ fn check_success(dir: &Path, e: &Expect) {
                     city.name(),
                     defaults.max_distance_km
                 );
-                Checks {
-                    max_distance_km: distance.ceil(),
-                }
+                Checks { max_distance_km: distance.ceil() }
             } else {
                 defaults
             };
-            let r = o
-                .check(city, &checks)
-                .unwrap_or_else(|err| panic!("{file}: must be accepted as {accept_as}: {err}"));
+            let r =
+                o.check(city, &checks).unwrap_or_else(|err| panic!("{file}: must be accepted as {accept_as}: {err}"));
             assert_eq!(r.city, city);
             assert_eq!(r.country, "BD");
-            assert_eq!(
-                r.timestamp,
-                Observation::parse(&body, e.units).expect("again").observed_at
-            );
+            assert_eq!(r.timestamp, Observation::parse(&body, e.units).expect("again").observed_at);
             // A Kelvin capture asked as metric (the fetcher's request) must never pass.
             if e.units == Units::Standard {
-                let err = Observation::parse(&body, Units::Metric)
-                    .and_then(|o| o.check(city, &checks))
-                    .expect_err("K as °C");
+                let err =
+                    Observation::parse(&body, Units::Metric).and_then(|o| o.check(city, &checks)).expect_err("K as °C");
                 assert_eq!(err.reason, FailureReason::Implausible, "{file}: {err}");
             }
         }
@@ -217,10 +152,7 @@ fn every_owm_fixture_normalises_as_expected() {
     assert!(dir.join("INDEX.md").is_file(), "INDEX.md missing in {}", dir.display());
     let successes = success_rows(&md);
     let errors = error_rows(&md);
-    assert!(
-        successes.len() >= 6 && errors.len() >= 3,
-        "EXPECTED.md tables not found: {successes:?} {errors:?}"
-    );
+    assert!(successes.len() >= 6 && errors.len() >= 3, "EXPECTED.md tables not found: {successes:?} {errors:?}");
 
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
         .expect("read dir")

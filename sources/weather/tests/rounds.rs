@@ -32,11 +32,7 @@ fn set_wall(s: i64) {
 }
 
 fn config(cities: &[City]) -> WeatherConfig {
-    WeatherConfig {
-        base_url: "http://127.0.0.1:9".into(),
-        cities: cities.to_vec(),
-        ..WeatherConfig::default()
-    }
+    WeatherConfig { base_url: "http://127.0.0.1:9".into(), cities: cities.to_vec(), ..WeatherConfig::default() }
 }
 
 fn fetcher(config: WeatherConfig, t: &Scripted) -> Fetcher<Scripted> {
@@ -64,10 +60,7 @@ async fn requests_are_spaced_1100_ms_apart() {
     assert_eq!(cities, City::ALL.to_vec());
     // Every query is by coordinates with metric units, never by name.
     for (_, url) in t.calls() {
-        let q: Vec<(String, String)> = url
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
+        let q: Vec<(String, String)> = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
         let keys: Vec<&str> = q.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(keys, ["lat", "lon", "units", "appid"]);
         assert_eq!(q[2].1, "metric");
@@ -141,18 +134,14 @@ async fn server_errors_give_up_after_three_retries() {
     let round = f.round().await;
     assert_eq!(round.outcomes[0].attempts, 4);
     match &round.outcomes[0].status {
-        Status::Failed(e) => assert_eq!(
-            (e.reason, e.detail.as_str()),
-            (FailureReason::ServerError, "HTTP 503: scripted")
-        ),
+        Status::Failed(e) => {
+            assert_eq!((e.reason, e.detail.as_str()), (FailureReason::ServerError, "HTTP 503: scripted"))
+        }
         other => panic!("{other:?}"),
     }
     assert_eq!(round.outcomes[1].status, Status::Published);
     assert!(!round.all_ok());
-    assert_eq!(
-        round.failures().map(|(c, _)| c).collect::<Vec<_>>(),
-        vec![City::Rangpur]
-    );
+    assert_eq!(round.failures().map(|(c, _)| c).collect::<Vec<_>>(), vec![City::Rangpur]);
     let c = f.counters();
     assert_eq!(c.get(FetchResult::Retried, "server_error"), 3);
     assert_eq!(c.get(FetchResult::Error, "server_error"), 1);
@@ -169,11 +158,7 @@ async fn permanent_failures_are_not_retried() {
         let mut f = fetcher(config(&[City::Dhaka, City::Sylhet]), &t);
         let t0 = Instant::now();
         let round = f.round().await;
-        assert_eq!(
-            t.offsets_ms(t0),
-            vec![0, 1100],
-            "{status}: one attempt, then the next city"
-        );
+        assert_eq!(t.offsets_ms(t0), vec![0, 1100], "{status}: one attempt, then the next city");
         assert_eq!(round.outcomes[0].attempts, 1);
         assert_eq!(f.counters().get(FetchResult::Error, reason), 1, "{status}");
         assert_eq!(f.counters().total(FetchResult::Retried), 0, "{status}");
@@ -186,11 +171,7 @@ async fn a_refused_key_ends_the_round_without_more_requests() {
     t.push(status_reply(401, None));
     let mut f = fetcher(config(&[City::Dhaka, City::Sylhet, City::Khulna]), &t);
     let round = f.round().await;
-    assert_eq!(
-        t.calls().len(),
-        1,
-        "one request, not retried, not repeated for the other cities"
-    );
+    assert_eq!(t.calls().len(), 1, "one request, not retried, not repeated for the other cities");
     let attempts: Vec<u32> = round.outcomes.iter().map(|o| o.attempts).collect();
     assert_eq!(attempts, vec![1, 0, 0]);
     assert_eq!(round.failures().count(), 3);
@@ -265,10 +246,7 @@ async fn the_last_good_reading_is_never_republished_and_the_watermark_holds() {
     let r5 = f.round().await;
     assert_eq!(r5.readings.len(), 1);
     assert_eq!(r5.watermark.as_second(), DT + 10_900);
-    assert_eq!(
-        f.last_published().get(&City::Dhaka).map(|t| t.as_second()),
-        Some(DT + 11_000)
-    );
+    assert_eq!(f.last_published().get(&City::Dhaka).map(|t| t.as_second()), Some(DT + 11_000));
 
     let c = f.counters();
     assert_eq!(c.get(FetchResult::Ok, "none"), 2);
@@ -289,10 +267,7 @@ impl ReadingSink for Recorder {
         &mut self,
         readings: &[millionx_source_weather::Reading],
     ) -> Result<(), millionx_source_weather::sink::SinkError> {
-        self.events.push(format!(
-            "publish {}",
-            readings.iter().map(|r| r.city.name()).collect::<Vec<_>>().join(",")
-        ));
+        self.events.push(format!("publish {}", readings.iter().map(|r| r.city.name()).collect::<Vec<_>>().join(",")));
         Ok(())
     }
     fn round_complete(&mut self, watermark: Timestamp) -> Result<(), millionx_source_weather::sink::SinkError> {
@@ -347,16 +322,11 @@ async fn json_lines_file_round_trip_seeds_the_next_run() {
     t.push(ok_reply(City::Mymensingh, DT + 60));
     let mut f = fetcher(config(&cities), &t);
     let mut sink = JsonLinesSink::append(&path).expect("open");
-    let s = run_schedule(&mut f, &mut sink, Schedule::Once, std::future::pending())
-        .await
-        .expect("run");
+    let s = run_schedule(&mut f, &mut sink, Schedule::Once, std::future::pending()).await.expect("run");
     assert_eq!((s.rounds, s.last_round_ok), (1, true));
     drop(sink);
     let text = std::fs::read_to_string(&path).expect("read");
-    let lines: Vec<serde_json::Value> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).expect("json line")).collect();
     assert_eq!(lines.len(), 2);
     assert_eq!(lines[1]["city"], "Mymensingh");
     assert_eq!(lines[1]["timestamp"], "2024-06-02T03:31:00Z");
@@ -370,16 +340,11 @@ async fn json_lines_file_round_trip_seeds_the_next_run() {
     t2.push(ok_reply(City::Mymensingh, DT + 3600));
     let mut f2 = fetcher(config(&cities), &t2).with_last_published(last);
     let mut sink2 = JsonLinesSink::append(&path).expect("reopen");
-    run_schedule(&mut f2, &mut sink2, Schedule::Once, std::future::pending())
-        .await
-        .expect("run");
+    run_schedule(&mut f2, &mut sink2, Schedule::Once, std::future::pending()).await.expect("run");
     drop(sink2);
     let text = std::fs::read_to_string(&path).expect("read");
     assert_eq!(text.lines().count(), 3);
-    assert!(text
-        .lines()
-        .nth(2)
-        .is_some_and(|l| l.contains("\"Mymensingh\"") && l.contains("2024-06-02T04:30:00Z")));
+    assert!(text.lines().nth(2).is_some_and(|l| l.contains("\"Mymensingh\"") && l.contains("2024-06-02T04:30:00Z")));
 }
 
 #[test]

@@ -40,18 +40,11 @@ pub fn repo_root() -> PathBuf {
 /// `shared/`. `None` (after printing that the test skipped) when absent outside CI; panics under `CI=true`.
 pub fn shared_fixture_dir(name: &str) -> Option<PathBuf> {
     let root = repo_root().canonicalize().unwrap_or_else(|_| repo_root());
-    let found = root
-        .ancestors()
-        .skip(1)
-        .map(|a| a.join("shared/fixtures").join(name))
-        .find(|p| p.is_dir());
+    let found = root.ancestors().skip(1).map(|a| a.join("shared/fixtures").join(name)).find(|p| p.is_dir());
     match found {
         Some(dir) => Some(dir),
         None if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!(
-                "CI=true and ../shared/fixtures/{name} is missing beside {}",
-                root.display()
-            )
+            panic!("CI=true and ../shared/fixtures/{name} is missing beside {}", root.display())
         }
         None => {
             println!("skipped: ../shared/fixtures/{name} not found beside {}", root.display());

@@ -31,10 +31,7 @@ impl Scripted {
 
     /// Call times as offsets from `t0`, in ms.
     pub fn offsets_ms(&self, t0: Instant) -> Vec<u128> {
-        self.calls()
-            .iter()
-            .map(|(t, _)| t.duration_since(t0).as_millis())
-            .collect()
+        self.calls().iter().map(|(t, _)| t.duration_since(t0).as_millis()).collect()
     }
 }
 
@@ -48,20 +45,12 @@ impl Transport for Scripted {
 
 /// A 200 answer with a metric payload at `city`'s centre observed at Unix second `dt`.
 pub fn ok_reply(city: City, dt: i64) -> Answer {
-    Ok(HttpReply {
-        status: 200,
-        retry_after: None,
-        body: metric_body(city, dt).into_bytes(),
-    })
+    Ok(HttpReply { status: 200, retry_after: None, body: metric_body(city, dt).into_bytes() })
 }
 
 /// A non-200 answer with an OWM-style error body.
 pub fn status_reply(status: u16, retry_after: Option<Duration>) -> Answer {
-    Ok(HttpReply {
-        status,
-        retry_after,
-        body: format!(r#"{{"cod":{status},"message":"scripted"}}"#).into_bytes(),
-    })
+    Ok(HttpReply { status, retry_after, body: format!(r#"{{"cod":{status},"message":"scripted"}}"#).into_bytes() })
 }
 
 /// A metric `/data/2.5/weather` body for `city` written for these tests (values plausible for Bangladesh).
