@@ -15,6 +15,7 @@ use crate::config::RunConfig;
 use crate::gen::GenArgs;
 use crate::pipeline::{latency_histogram, run_worker, Settings};
 use crate::summary::Summary;
+use millionx_sink_snowflake::SnowflakeSink;
 
 /// MillionX stream processor.
 #[derive(Parser, Debug)]
@@ -38,6 +39,30 @@ pub enum Command {
     Weather(millionx_source_weather::WeatherArgs),
     /// Weaviate schema management.
     Weaviate(WeaviateArgs),
+    /// Snowflake schema management.
+    Snowflake(SnowflakeArgs),
+}
+
+/// `millionx snowflake`.
+#[derive(Args, Debug, Clone)]
+pub struct SnowflakeArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: SnowflakeCommand,
+}
+
+/// `millionx snowflake` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum SnowflakeCommand {
+    /// Print (default) or apply `ops/snowflake/schema-setup.sql`; applying twice is harmless.
+    Schema {
+        /// Schema options.
+        #[command(flatten)]
+        args: millionx_sink_snowflake::SchemaArgs,
+        /// Run configuration whose `[snowflake]` table names the account.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -65,11 +90,11 @@ pub struct RunArgs {
     /// Hostfile: one host:port per process.
     #[arg(short = 'h', long = "hostfile")]
     pub hostfile: Option<PathBuf>,
-    /// Where the Weaviate classes go: `file` (default, `out/weaviate/`) or `weaviate` (the service of the
-    /// config's `[weaviate]` table, else `$WEAVIATE_URL`). Snowflake tables, dead letters and quality
-    /// windows go to files.
-    #[arg(long, value_enum, default_value = "file")]
-    pub sink: SinkChoice,
+    /// Services to write to instead of files (repeatable or comma separated): `snowflake` (the four
+    /// tables, per the config's `[snowflake]` table) and/or `weaviate` (the two classes, per `[weaviate]`,
+    /// else `$WEAVIATE_URL`). Default: files only. Dead letters and quality windows always go to files.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub sink: Vec<SinkChoice>,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -85,6 +110,8 @@ pub enum SinkChoice {
     File,
     /// Weaviate objects to a Weaviate server.
     Weaviate,
+    /// Snowflake rows to Snowflake (or the fakesnow emulator).
+    Snowflake,
 }
 
 /// `millionx weaviate`.
@@ -144,6 +171,22 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Weather(args) => millionx_source_weather::run_weather(args),
+        Command::Snowflake(SnowflakeArgs { command: SnowflakeCommand::Schema { args, config } }) => {
+            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+                Ok(c) => c.and_then(|c| c.snowflake),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match millionx_sink_snowflake::run_schema(&args, config.as_ref(), std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Weaviate(WeaviateArgs { command: WeaviateCommand::Schema { args, config } }) => {
             let config = match config.as_deref().map(RunConfig::from_file).transpose() {
                 Ok(c) => c.and_then(|c| c.weaviate),
@@ -237,9 +280,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         None => RunConfig::default(),
     };
     let mut config = run_config.core.clone();
-    let weaviate = match args.sink {
-        SinkChoice::File => None,
-        SinkChoice::Weaviate => {
+    let weaviate = match args.sink.contains(&SinkChoice::Weaviate) {
+        false => None,
+        true => {
             let mut w = run_config.weaviate.clone().unwrap_or_default();
             if run_config.weaviate.is_none() {
                 if let Some(url) = std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
@@ -267,7 +310,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
 
-    let settings = Settings { config: config.clone(), pii_key, weaviate };
+    let snowflake = match args.sink.contains(&SinkChoice::Snowflake) {
+        false => None,
+        true => {
+            let cfg = run_config.snowflake.as_ref().ok_or_else(|| {
+                Failure::Usage("--sink snowflake: the --config file has no [snowflake] table".to_owned())
+            })?;
+            Some(Arc::new(SnowflakeSink::connect(cfg).map_err(|e| Failure::Usage(e.to_string()))?))
+        }
+    };
+    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

@@ -4,6 +4,7 @@
 use std::path::Path;
 
 use millionx_dataflow::config::{Config, ConfigError};
+use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_weaviate::WeaviateConfig;
 
 /// Every table of the run configuration.
@@ -13,6 +14,8 @@ pub struct RunConfig {
     pub core: Config,
     /// `[weaviate]`: where `--sink weaviate` writes (defaults when absent: `$WEAVIATE_URL` or localhost).
     pub weaviate: Option<WeaviateConfig>,
+    /// `[snowflake]`: where `--sink snowflake` writes (required for that sink).
+    pub snowflake: Option<SnowflakeConfig>,
 }
 
 fn prefixed(table: &str, e: impl std::fmt::Display, key: Option<&str>) -> ConfigError {
@@ -40,8 +43,15 @@ impl RunConfig {
                 Some(cfg)
             }
         };
+        let snowflake = match table.remove("snowflake") {
+            None => None,
+            Some(toml::Value::Table(t)) => {
+                Some(SnowflakeConfig::from_table(t).map_err(|e| prefixed("snowflake", &e.reason, Some(&e.key)))?)
+            }
+            Some(_) => return Err(ConfigError { key: "snowflake".into(), reason: "must be a table".into() }),
+        };
         let core_text = toml::to_string(&table).map_err(|e| prefixed("(file)", e, None))?;
-        Ok(RunConfig { core: Config::from_toml(&core_text)?, weaviate })
+        Ok(RunConfig { core: Config::from_toml(&core_text)?, weaviate, snowflake })
     }
 
     /// Reads and parses a TOML file.

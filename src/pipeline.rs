@@ -38,6 +38,7 @@ use millionx_sink_format::quality::QualityEncoder;
 use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
+use millionx_sink_snowflake::SnowflakeSink;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
@@ -55,6 +56,8 @@ pub struct Settings {
     pub pii_key: Vec<u8>,
     /// Write the Weaviate classes to this server instead of files.
     pub weaviate: Option<WeaviateConfig>,
+    /// Write the Snowflake tables to this account instead of files.
+    pub snowflake: Option<Arc<SnowflakeSink>>,
 }
 
 /// What one worker hands back when the run ends.
@@ -84,6 +87,7 @@ struct SinkFactory {
     latency: Rc<RefCell<Histogram<u64>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
     weaviate: Option<WeaviateConfig>,
+    snowflake: Option<Arc<SnowflakeSink>>,
 }
 
 impl SinkFactory {
@@ -107,6 +111,11 @@ impl SinkFactory {
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
         };
+        let table =
+            folder.strip_prefix("snowflake/").and_then(|name| Table::ALL.into_iter().find(|t| t.name() == name));
+        if let (Some(sf), Some(table)) = (&self.snowflake, table) {
+            return Ok(stream.batch_sink(ctx, sf.batch_policy(), encoder, sf.writer(table)));
+        }
         if let (Some(cfg), true) = (&self.weaviate, folder.starts_with("weaviate/")) {
             let writer = WeaviateWriter::new(cfg).map_err(|e| format!("{folder}: {e}"))?;
             return Ok(stream.batch_sink(ctx, cfg.batch_policy(), encoder, writer));
@@ -163,6 +172,7 @@ pub fn run_worker(
         latency: Rc::clone(&latency),
         stats: BTreeMap::new(),
         weaviate: settings.weaviate.clone(),
+        snowflake: settings.snowflake.clone(),
     };
     let probe = ProbeHandle::<Epoch>::new();
 
@@ -281,7 +291,8 @@ pub fn run_worker(
             ])
             .probe_with(&probe);
 
-        let ndjson = Framing::NDJSON;
+        // The SQL batch loader binds a JSON array; files and Snowpipe Streaming take NDJSON.
+        let ndjson = settings.snowflake.as_ref().map_or(Framing::NDJSON, |s| s.framing());
         let sink_dead = vec![
             sinks.sink(
                 posts_out.clone(),
