@@ -41,6 +41,10 @@ pub enum Command {
     Weaviate(WeaviateArgs),
     /// Snowflake schema management.
     Snowflake(SnowflakeArgs),
+    /// Print the all-MiniLM-L6-v2 embedding of each text as a JSON array, one per line.
+    Embed(millionx_embed::EmbedArgs),
+    /// Embed a query and print the nearest stored objects (local index of `out/weaviate`).
+    Search(millionx_embed::SearchArgs),
 }
 
 /// `millionx snowflake`.
@@ -95,6 +99,13 @@ pub struct RunArgs {
     /// else `$WEAVIATE_URL`). Default: files only. Dead letters and quality windows always go to files.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sink: Vec<SinkChoice>,
+    /// Embed posts and orders with all-MiniLM-L6-v2 (model from `$MILLIONX_MODEL_DIR` or the cache that
+    /// `ops/models/fetch-minilm.sh` fills; without a model the run says so once and goes on without vectors).
+    #[arg(long)]
+    pub embed: bool,
+    /// How long a record may wait for its vector before it goes out without one, ms.
+    #[arg(long, default_value_t = 600_000)]
+    pub embed_deadline_ms: u64,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -171,6 +182,22 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Weather(args) => millionx_source_weather::run_weather(args),
+        Command::Embed(args) => match millionx_embed::run_embed(&args, &mut std::io::stdout()) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Search(args) => {
+            match millionx_embed::run_search(&args, &mut std::io::stdout(), &mut std::io::stderr()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
         Command::Snowflake(SnowflakeArgs { command: SnowflakeCommand::Schema { args, config } }) => {
             let config = match config.as_deref().map(RunConfig::from_file).transpose() {
                 Ok(c) => c.and_then(|c| c.snowflake),
@@ -319,7 +346,21 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(Arc::new(SnowflakeSink::connect(cfg).map_err(|e| Failure::Usage(e.to_string()))?))
         }
     };
-    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake };
+    let embed = match args.embed {
+        false => None,
+        true => match millionx_embed::load_from_env().map_err(|e| Failure::Usage(format!("--embed: {e}")))? {
+            None => None,
+            Some(model) => Some(
+                millionx_embed::EmbedPool::start(Arc::new(model), millionx_embed::PoolConfig::default())
+                    .map_err(|e| Failure::Usage(format!("--embed: {e}")))?,
+            ),
+        },
+    };
+    let embed_config = millionx_embed::EmbedConfig {
+        deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
+        ..millionx_embed::EmbedConfig::default()
+    };
+    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake, embed, embed_config };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

@@ -8,5 +8,7 @@ use std::process::ExitCode;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // Before any thread starts: one BLAS/rayon thread per embedding pool thread (see operators/embed).
+    millionx_embed::prefer_pool_parallelism();
     millionx::cli::main()
 }

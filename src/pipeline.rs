@@ -24,6 +24,7 @@ use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, WeatherRe
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
 use millionx_dataflow::{DeadLetter, Epoch, EventTime, StreamKind};
+use millionx_embed::{Embed, EmbedConfig, EmbedPool, EmbedStats};
 use millionx_operators::anonymise::Anonymiser;
 use millionx_operators::calendar::LocalCalendar;
 use millionx_operators::categorise::Categoriser;
@@ -58,6 +59,10 @@ pub struct Settings {
     pub weaviate: Option<WeaviateConfig>,
     /// Write the Snowflake tables to this account instead of files.
     pub snowflake: Option<Arc<SnowflakeSink>>,
+    /// The embedding pool (model threads), when embeddings are on.
+    pub embed: Option<EmbedPool>,
+    /// Embedding batch and deadline settings.
+    pub embed_config: EmbedConfig,
 }
 
 /// What one worker hands back when the run ends.
@@ -212,6 +217,7 @@ pub fn run_worker(
         let (readings_unique, readings_dup) =
             readings.dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
 
+        let embed_stats = Arc::new(EmbedStats::default());
         let anonymiser = Anonymiser::new(&settings.pii_key);
         let categoriser = Categoriser::new();
         let calendar = LocalCalendar::dhaka();
@@ -229,10 +235,9 @@ pub fn run_worker(
                 p
             })
             .weather_join(weather_table.clone(), reports.clone(), tracker(), max_age)
-            .map(move |mut p: EnrichedPost| {
-                p.enrichment.calendar = cal.at(p.meta.event_time);
-                Arc::new(p)
-            });
+            .map_in_place(move |p: &mut EnrichedPost| p.enrichment.calendar = cal.at(p.meta.event_time))
+            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
+            .map(Arc::new);
         let orders_out: Stream<'_, Epoch, Vec<Arc<EnrichedOrder>>> = orders_unique
             .map(move |o| {
                 let mut o = anonymiser.order(o);
@@ -242,10 +247,9 @@ pub fn run_worker(
                 o
             })
             .weather_join(weather_table, reports.clone(), tracker(), max_age)
-            .map(move |mut o: EnrichedOrder| {
-                o.enrichment.calendar = calendar.at(o.meta.event_time);
-                Arc::new(o)
-            });
+            .map_in_place(move |o: &mut EnrichedOrder| o.enrichment.calendar = calendar.at(o.meta.event_time))
+            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
+            .map(Arc::new);
 
         let rejected = scope
             .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
