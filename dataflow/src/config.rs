@@ -64,6 +64,8 @@ pub struct Config {
     pub watermark: WatermarkConfig,
     /// Weather join.
     pub join: JoinConfig,
+    /// `[metrics]`: whether and where `/metrics` is served (`enabled`, `listen`; see `millionx_metrics::config`).
+    pub metrics: millionx_metrics::MetricsConfig,
 }
 
 /// `[input]`.
@@ -227,6 +229,13 @@ impl Config {
         }
         if self.join.max_weather_age_ms == 0 {
             return Err(ConfigError::new("join.max_weather_age_ms", "must be at least 1"));
+        }
+        if let Err(e) = self.metrics.listen_addr() {
+            let reason = match e {
+                millionx_metrics::MetricsError::Config { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            return Err(ConfigError::new("metrics.listen", reason));
         }
         Ok(())
     }
