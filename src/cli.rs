@@ -8,10 +8,10 @@ use std::time::Instant;
 
 use clap::{ArgAction, Args, Parser, Subcommand};
 use hdrhistogram::Histogram;
-use millionx_dataflow::config::Config;
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
+use crate::config::RunConfig;
 use crate::gen::GenArgs;
 use crate::pipeline::{latency_histogram, run_worker, Settings};
 use crate::summary::Summary;
@@ -36,6 +36,8 @@ pub enum Command {
     Gen(GenArgs),
     /// Fetch OpenWeatherMap readings for the 8 cities, or normalise a saved response.
     Weather(millionx_source_weather::WeatherArgs),
+    /// Weaviate schema management.
+    Weaviate(WeaviateArgs),
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -63,6 +65,11 @@ pub struct RunArgs {
     /// Hostfile: one host:port per process.
     #[arg(short = 'h', long = "hostfile")]
     pub hostfile: Option<PathBuf>,
+    /// Where the Weaviate classes go: `file` (default, `out/weaviate/`) or `weaviate` (the service of the
+    /// config's `[weaviate]` table, else `$WEAVIATE_URL`). Snowflake tables, dead letters and quality
+    /// windows go to files.
+    #[arg(long, value_enum, default_value = "file")]
+    pub sink: SinkChoice,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -76,6 +83,37 @@ pub struct RunArgs {
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// Where record sinks write.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkChoice {
+    /// Local batch files under `--out` (the embedded default).
+    File,
+    /// Weaviate objects to a Weaviate server.
+    Weaviate,
+}
+
+/// `millionx weaviate`.
+#[derive(Args, Debug, Clone)]
+pub struct WeaviateArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: WeaviateCommand,
+}
+
+/// `millionx weaviate` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum WeaviateCommand {
+    /// Create, verify or recreate the SocialPost and MarketOrder classes.
+    Schema {
+        /// Schema options.
+        #[command(flatten)]
+        args: millionx_sink_weaviate::SchemaArgs,
+        /// Run configuration whose `[weaviate]` table names the server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `millionx validate`.
@@ -102,7 +140,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Validate(args) => match Config::from_file(&args.config) {
+        Command::Validate(args) => match RunConfig::from_file(&args.config) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
@@ -113,6 +151,16 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Weather(args) => millionx_source_weather::run_weather(args),
+        Command::Weaviate(WeaviateArgs { command: WeaviateCommand::Schema { args, config } }) => {
+            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+                Ok(c) => c.and_then(|c| c.weaviate),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            millionx_sink_weaviate::run_schema(&args, config.as_ref())
+        }
         Command::Gen(args) => match crate::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -191,9 +239,23 @@ fn clean_outputs(out: &Path) -> Result<(), String> {
 /// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
 /// worker or sink fails.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
-    let mut config = match &args.config {
-        Some(p) => Config::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
-        None => Config::default(),
+    let run_config = match &args.config {
+        Some(p) => RunConfig::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => RunConfig::default(),
+    };
+    let mut config = run_config.core.clone();
+    let weaviate = match args.sink {
+        SinkChoice::File => None,
+        SinkChoice::Weaviate => {
+            let mut w = run_config.weaviate.clone().unwrap_or_default();
+            if run_config.weaviate.is_none() {
+                if let Some(url) = std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
+                    w.url = url;
+                }
+            }
+            w.validate().map_err(|e| Failure::Usage(format!("weaviate: {e}")))?;
+            Some(w)
+        }
     };
     if let Some(i) = &args.input {
         config.input.dir = i.clone();
@@ -217,7 +279,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(server) = &server {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
     }
-    let settings = Settings { config: config.clone(), pii_key, metrics };
+    let settings = Settings { config: config.clone(), pii_key, weaviate, metrics };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

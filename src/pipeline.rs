@@ -41,6 +41,7 @@ use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
+use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
@@ -56,6 +57,8 @@ pub struct Settings {
     pub pii_key: Vec<u8>,
     /// The Prometheus metrics every worker counts into (per batch).
     pub metrics: Metrics,
+    /// Write the Weaviate classes to this server instead of files.
+    pub weaviate: Option<WeaviateConfig>,
 }
 
 /// What one worker hands back when the run ends.
@@ -85,6 +88,7 @@ struct SinkFactory {
     latency: Rc<RefCell<Histogram<u64>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
     metrics: Metrics,
+    weaviate: Option<WeaviateConfig>,
 }
 
 /// The streams a sink carries (its per-stream row/object series start at 0) and what it writes.
@@ -126,6 +130,10 @@ impl SinkFactory {
                 (m, output)
             }),
         };
+        if let (Some(cfg), true) = (&self.weaviate, folder.starts_with("weaviate/")) {
+            let writer = WeaviateWriter::new(cfg).map_err(|e| format!("{folder}: {e}"))?;
+            return Ok(stream.batch_sink(ctx, cfg.batch_policy(), encoder, writer));
+        }
         let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
@@ -246,6 +254,7 @@ pub fn run_worker(
         latency: Rc::clone(&latency),
         stats: BTreeMap::new(),
         metrics: settings.metrics.clone(),
+        weaviate: settings.weaviate.clone(),
     };
     let probe = ProbeHandle::<Epoch>::new();
     // Epochs in flight: the newest epoch a source has started minus the sinks' acknowledged frontier.
