@@ -283,6 +283,16 @@ mod tests {
     }
 
     #[test]
+    fn metrics_table_is_read_and_checked() {
+        let c = Config::from_toml("[metrics]\nenabled = false\nlisten = \"[::1]:0\"\n").expect("valid");
+        assert_eq!(c.metrics, millionx_metrics::MetricsConfig { enabled: false, listen: "[::1]:0".to_owned() });
+        assert_eq!(Config::default().metrics.listen, "127.0.0.1:9464");
+        let e = Config::from_toml("[metrics]\nlisten = \"localhost:9464\"\n").expect_err("host name");
+        assert_eq!(e.key, "metrics.listen");
+        assert!(e.reason.contains("is not IP:port"), "{}", e.reason);
+    }
+
+    #[test]
     fn wrong_type_is_an_error() {
         let e = Config::from_toml("[dedup]\nhorizon_hours = \"week\"\n").expect_err("string");
         assert!(e.to_string().contains("horizon_hours") || e.reason.contains("invalid type"), "{e}");
