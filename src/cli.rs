@@ -109,6 +109,13 @@ pub struct RunArgs {
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
+    /// `--metrics-listen IP:PORT` / `--no-metrics` (override `[metrics]`).
+    #[command(flatten)]
+    pub metrics: millionx_metrics::MetricsArgs,
+    /// Keep serving /metrics this many seconds after the run ends (0–86400), so a scraper sees the final
+    /// counts of a finite run (file replay, tests, the end-to-end Prometheus check).
+    #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub metrics_linger: u64,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -326,6 +333,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(o) = &args.out {
         config.output.dir = o.clone();
     }
+    config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
     for stream in StreamKind::ALL {
@@ -360,7 +368,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
         ..millionx_embed::EmbedConfig::default()
     };
-    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake, embed, embed_config };
+    let (metrics, server) = millionx_metrics::start(&config.metrics).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(server) = &server {
+        eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+    }
+    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake, embed, embed_config, metrics };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);
@@ -387,6 +399,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(path) = &args.latency_report {
         write_hgrm(&latency, path).map_err(|e| Failure::Run(format!("--latency-report {}: {e}", path.display())))?;
     }
+    if server.is_some() && args.metrics_linger > 0 {
+        eprintln!("metrics: run finished; serving /metrics for {} s more (--metrics-linger)", args.metrics_linger);
+        std::thread::sleep(std::time::Duration::from_secs(args.metrics_linger));
+    }
+    drop(server);
     Ok(())
 }
 

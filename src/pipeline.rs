@@ -10,7 +10,7 @@
 //!                                          weather readings (dedup, broadcast) ────────────────┘
 //! ```
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -18,13 +18,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use millionx_dataflow::catalog::Category;
 use millionx_dataflow::config::Config;
 use millionx_dataflow::quality::QualityWindow;
-use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, WeatherReading};
+use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, PiiReport, WeatherReading};
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
 use millionx_dataflow::{DeadLetter, Epoch, EventTime, StreamKind};
 use millionx_embed::{Embed, EmbedConfig, EmbedPool, EmbedStats};
+use millionx_metrics::{Metrics, SinkOutput};
 use millionx_operators::anonymise::Anonymiser;
 use millionx_operators::calendar::LocalCalendar;
 use millionx_operators::categorise::Categoriser;
@@ -55,6 +57,8 @@ pub struct Settings {
     pub config: Config,
     /// The HMAC key for anonymisation.
     pub pii_key: Vec<u8>,
+    /// The Prometheus metrics every worker counts into (per batch).
+    pub metrics: Metrics,
     /// Write the Weaviate classes to this server instead of files.
     pub weaviate: Option<WeaviateConfig>,
     /// Write the Snowflake tables to this account instead of files.
@@ -91,8 +95,21 @@ struct SinkFactory {
     errors: Arc<Mutex<Vec<SinkError>>>,
     latency: Rc<RefCell<Histogram<u64>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
+    metrics: Metrics,
     weaviate: Option<WeaviateConfig>,
     snowflake: Option<Arc<SnowflakeSink>>,
+}
+
+/// The streams a sink carries (its per-stream row/object series start at 0) and what it writes.
+fn sink_shape(name: &str) -> (SinkOutput, &'static [&'static str]) {
+    let output = if name.starts_with("weaviate/") { SinkOutput::Objects } else { SinkOutput::Rows };
+    let streams: &'static [&'static str] = match name {
+        "snowflake/SOCIAL_POSTS" | "weaviate/SocialPost" => &["social"],
+        "snowflake/MARKET_ORDERS" | "snowflake/PRICE_HISTORY" | "weaviate/MarketOrder" => &["market"],
+        "snowflake/WEATHER_LOGS" => &["weather"],
+        _ => &["social", "market", "weather"],
+    };
+    (output, streams)
 }
 
 impl SinkFactory {
@@ -115,6 +132,12 @@ impl SinkFactory {
             stats,
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
+            metrics: Some({
+                let (output, streams) = sink_shape(folder);
+                let m = self.metrics.sink(folder);
+                m.init(output, streams);
+                (m, output)
+            }),
         };
         let table =
             folder.strip_prefix("snowflake/").and_then(|name| Table::ALL.into_iter().find(|t| t.name() == name));
@@ -128,6 +151,74 @@ impl SinkFactory {
         let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
+    }
+}
+
+/// Passes `s` through unchanged, calling `f` on every batch (per-batch metrics; no copy of the data).
+fn count<'scope, D: 'static>(
+    s: Stream<'scope, Epoch, Vec<D>>,
+    mut f: impl FnMut(&[D]) + 'static,
+) -> Stream<'scope, Epoch, Vec<D>> {
+    s.inspect_core(move |event| {
+        if let Ok((_, data)) = event {
+            f(data)
+        }
+    })
+}
+
+/// A per-batch callback adding the batch's length to `f` (a `Metrics` counter method) for `stream`.
+fn batch_counter<D>(m: &Metrics, stream: StreamKind, f: fn(&Metrics, &'static str, u64)) -> impl FnMut(&[D]) + 'static {
+    let m = m.clone();
+    move |d| f(&m, stream.name(), d.len() as u64)
+}
+
+/// Counts a batch of emitted posts or orders: records out of the enrichment stages, PII detections and
+/// fields, categories, weather enrichment, ingestion lag (one histogram sample per record, one clock read
+/// per batch).
+fn count_enriched<T: Enriched>(m: &Metrics, batch: &[Arc<T>]) {
+    let stream = T::STREAM.name();
+    let now_ms = (now_unix_ns() / 1_000_000) as i64;
+    let (mut pii, mut enriched) = (0u64, 0u64);
+    let mut fields = [0u64; 8];
+    let mut categories = [0u64; 8];
+    for r in batch {
+        let e = r.enrichment();
+        pii += u64::from(e.pii.detected);
+        enriched += u64::from(e.weather.is_some());
+        for (bit, n) in fields.iter_mut().enumerate() {
+            *n += u64::from(e.pii.fields >> bit & 1);
+        }
+        if let Some(i) = Category::ALL.iter().position(|c| *c == e.category) {
+            categories[i] += 1;
+        }
+        let lag = now_ms.saturating_sub(r.meta().event_time.0).max(0) as u64;
+        m.ingestion_lag(stream, Duration::from_millis(lag));
+    }
+    m.pii_detected(stream, pii);
+    m.weather_enriched(stream, enriched);
+    for (name, n) in PiiReport::FIELDS.into_iter().zip(fields) {
+        if n > 0 {
+            m.pii_fields_anonymized(stream, name, n);
+        }
+    }
+    for (c, n) in Category::ALL.into_iter().zip(categories) {
+        if n > 0 {
+            m.categorised(stream, c.name(), n);
+        }
+    }
+}
+
+/// Counts a batch of dead letters by stream and reason (few distinct reasons per batch).
+fn count_dead_letters(m: &Metrics, batch: &[Arc<DeadLetter>]) {
+    let mut by: Vec<(StreamKind, &str, u64)> = Vec::new();
+    for d in batch {
+        match by.iter_mut().find(|(s, r, _)| *s == d.origin.stream && *r == d.reason.as_str()) {
+            Some(entry) => entry.2 += 1,
+            None => by.push((d.origin.stream, d.reason.as_str(), 1)),
+        }
+    }
+    for (stream, reason, n) in by {
+        m.records_rejected(stream.name(), reason, n);
     }
 }
 
@@ -176,10 +267,19 @@ pub fn run_worker(
         errors: Arc::clone(&errors),
         latency: Rc::clone(&latency),
         stats: BTreeMap::new(),
+        metrics: settings.metrics.clone(),
         weaviate: settings.weaviate.clone(),
         snowflake: settings.snowflake.clone(),
     };
     let probe = ProbeHandle::<Epoch>::new();
+    // Epochs in flight: the newest epoch a source has started minus the sinks' acknowledged frontier.
+    let metrics = settings.metrics.clone();
+    let started = Rc::new(Cell::new(None::<Epoch>));
+    let acked = ProbeHandle::<Epoch>::new();
+    metrics.init_worker(index);
+    for (stream, enriched) in [("social", true), ("market", true), ("weather", false)] {
+        metrics.init_stream(stream, enriched);
+    }
 
     worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| -> Result<(), String> {
         let tracker = || Watermarks::new(cfg.watermark.lateness());
@@ -191,7 +291,19 @@ pub fn run_worker(
                 max_epochs_in_flight: cfg.input.max_epochs_in_flight,
                 max_message_bytes: cfg.input.max_message_bytes,
             };
-            file_source(scope, config, probe.clone()).map_err(|e| e.to_string())
+            let (lines, bad) = file_source(scope, config, probe.clone()).map_err(|e| e.to_string())?;
+            let (m, name, started) = (metrics.clone(), stream.name(), Rc::clone(&started));
+            let lines = lines.inspect_core(move |event| match event {
+                Ok((_, data)) => m.records_in(name, data.len() as u64),
+                Err(frontier) => {
+                    if let Some(&e) = frontier.iter().max() {
+                        started.set(Some(started.get().map_or(e, |s| s.max(e))));
+                    }
+                }
+            });
+            let m = metrics.clone();
+            let bad = count(bad, move |d| m.records_in(name, d.len() as u64));
+            Ok::<_, String>((lines, bad))
         };
         let (social_lines, social_bad) = source(StreamKind::Social)?;
         let (market_lines, market_bad) = source(StreamKind::Market)?;
@@ -216,6 +328,22 @@ pub fn run_worker(
         let (orders_unique, orders_dup) = orders.dedup(reports.clone(), StreamKind::Market, tracker(), horizon_ms);
         let (readings_unique, readings_dup) =
             readings.dedup(reports.clone(), StreamKind::Weather, tracker(), horizon_ms);
+        let posts_unique = count(posts_unique, batch_counter(&metrics, StreamKind::Social, Metrics::records_out));
+        let orders_unique = count(orders_unique, batch_counter(&metrics, StreamKind::Market, Metrics::records_out));
+        let m = metrics.clone();
+        let readings_unique = count(readings_unique, move |d: &[WeatherReading]| {
+            m.records_out("weather", d.len() as u64);
+            let now_ms = (now_unix_ns() / 1_000_000) as i64;
+            for r in d {
+                m.ingestion_lag(
+                    "weather",
+                    Duration::from_millis(now_ms.saturating_sub(r.meta.event_time.0).max(0) as u64),
+                );
+            }
+        });
+        let posts_dup = count(posts_dup, batch_counter(&metrics, StreamKind::Social, Metrics::duplicates));
+        let orders_dup = count(orders_dup, batch_counter(&metrics, StreamKind::Market, Metrics::duplicates));
+        let readings_dup = count(readings_dup, batch_counter(&metrics, StreamKind::Weather, Metrics::duplicates));
 
         let embed_stats = Arc::new(EmbedStats::default());
         let anonymiser = Anonymiser::new(&settings.pii_key);
@@ -238,6 +366,8 @@ pub fn run_worker(
             .map_in_place(move |p: &mut EnrichedPost| p.enrichment.calendar = cal.at(p.meta.event_time))
             .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
             .map(Arc::new);
+        let m = metrics.clone();
+        let posts_out = count(posts_out, move |d| count_enriched(&m, d));
         let orders_out: Stream<'_, Epoch, Vec<Arc<EnrichedOrder>>> = orders_unique
             .map(move |o| {
                 let mut o = anonymiser.order(o);
@@ -250,6 +380,8 @@ pub fn run_worker(
             .map_in_place(move |o: &mut EnrichedOrder| o.enrichment.calendar = calendar.at(o.meta.event_time))
             .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
             .map(Arc::new);
+        let m = metrics.clone();
+        let orders_out = count(orders_out, move |d| count_enriched(&m, d));
 
         let rejected = scope
             .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
@@ -280,9 +412,18 @@ pub fn run_worker(
             }),
         ]);
         let collected = Rc::clone(&windows);
+        let m = metrics.clone();
         let quality = observations
             .quality_windows(reports, tracker(), Rc::clone(&quality_stats))
-            .inspect(move |w| collected.borrow_mut().push(w.clone()))
+            .inspect(move |w: &QualityWindow| {
+                if let Some(stream) = w.stream.map(StreamKind::name) {
+                    m.quality_window_closed(stream);
+                    m.quality_score(stream, w.quality_score());
+                    m.quality_weather_coverage(stream, w.weather_coverage());
+                    m.quality_embedding_coverage(stream, w.embedding_coverage());
+                }
+                collected.borrow_mut().push(w.clone())
+            })
             .map(Arc::new);
 
         // Backpressure watches processing, not the sinks (a sink may hold a partial batch for max_age).
@@ -343,11 +484,25 @@ pub fn run_worker(
             sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
         ];
         let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
-        sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?;
+        let m = metrics.clone();
+        let dead_letters = count(dead_letters, move |d| count_dead_letters(&m, d));
+        sinks
+            .sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?
+            .probe_with(&acked);
         Ok(())
     })?;
 
+    let mut last_in_flight = 0u64;
     while worker.step_or_park(Some(Duration::from_millis(20))) {
+        let acked_from = acked.with_frontier(|f| f.iter().min().copied());
+        let in_flight = match (started.get(), acked_from) {
+            (Some(newest), Some(oldest)) => (newest + 1).saturating_sub(oldest),
+            _ => 0,
+        };
+        if in_flight != last_in_flight {
+            last_in_flight = in_flight;
+            metrics.epochs_in_flight(index, in_flight);
+        }
         if let Ok(errors) = errors.lock() {
             if let Some(e) = errors.first() {
                 return Err(e.to_string());
@@ -358,6 +513,7 @@ pub fn run_worker(
         return Err(e.to_string());
     }
 
+    metrics.epochs_in_flight(index, 0);
     let latency = latency.borrow().clone();
     let late = quality_stats.borrow().late.clone();
     let windows = windows.borrow().clone();

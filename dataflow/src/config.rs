@@ -64,6 +64,8 @@ pub struct Config {
     pub watermark: WatermarkConfig,
     /// Weather join.
     pub join: JoinConfig,
+    /// `[metrics]`: whether and where `/metrics` is served (`enabled`, `listen`; see `millionx_metrics::config`).
+    pub metrics: millionx_metrics::MetricsConfig,
 }
 
 /// `[input]`.
@@ -228,6 +230,13 @@ impl Config {
         if self.join.max_weather_age_ms == 0 {
             return Err(ConfigError::new("join.max_weather_age_ms", "must be at least 1"));
         }
+        if let Err(e) = self.metrics.listen_addr() {
+            let reason = match e {
+                millionx_metrics::MetricsError::Config { reason, .. } => reason,
+                other => other.to_string(),
+            };
+            return Err(ConfigError::new("metrics.listen", reason));
+        }
         Ok(())
     }
 }
@@ -271,6 +280,16 @@ mod tests {
     fn out_of_range_value_is_named() {
         let e = Config::from_toml("[batch]\nmax_records = 0\n").expect_err("zero");
         assert_eq!(e, ConfigError::new("batch.max_records", "must be at least 1"));
+    }
+
+    #[test]
+    fn metrics_table_is_read_and_checked() {
+        let c = Config::from_toml("[metrics]\nenabled = false\nlisten = \"[::1]:0\"\n").expect("valid");
+        assert_eq!(c.metrics, millionx_metrics::MetricsConfig { enabled: false, listen: "[::1]:0".to_owned() });
+        assert_eq!(Config::default().metrics.listen, "127.0.0.1:9464");
+        let e = Config::from_toml("[metrics]\nlisten = \"localhost:9464\"\n").expect_err("host name");
+        assert_eq!(e.key, "metrics.listen");
+        assert!(e.reason.contains("is not IP:port"), "{}", e.reason);
     }
 
     #[test]

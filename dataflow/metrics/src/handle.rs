@@ -346,7 +346,7 @@ pub struct SinkMetrics {
 }
 
 impl SinkMetrics {
-    /// Creates this sink's counters at 0: batches, bytes, retries, and the rows (table sinks) or objects
+    /// Creates this sink's counters at 0: batches, bytes, retries, errors `{reason="fatal"}`, and the rows (table sinks) or objects
     /// (vector sinks) of each stream in `streams`. A configured sink that never writes then shows a flat 0,
     /// which the WeaviateSlowIngestion rule needs to see a stalled sink.
     pub fn init(&self, output: SinkOutput, streams: &[&'static str]) {
@@ -355,6 +355,7 @@ impl SinkMetrics {
         for c in [&i.sink_batches, &i.sink_bytes, &i.sink_retries] {
             c.add(0, s);
         }
+        i.sink_errors.add(0, &[self.sink.clone(), fixed("reason", "fatal")]);
         let per_stream = match output {
             SinkOutput::Rows => &i.sink_rows,
             SinkOutput::Objects => &i.sink_objects,

@@ -24,6 +24,8 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::Capability;
 use timely::dataflow::Stream;
 
+use millionx_metrics::{SinkMetrics, SinkOutput};
+
 use crate::batch::{BatchPolicy, EncodedBatch};
 use crate::encoder::Encoder;
 use crate::writer::{BatchWriter, SinkError};
@@ -113,6 +115,11 @@ pub struct SinkContext {
     pub latency: Option<Rc<RefCell<Histogram<u64>>>>,
     /// Fatal errors of every sink of the process; the run stops and exits non-zero when non-empty.
     pub errors: Arc<Mutex<Vec<SinkError>>>,
+    /// Prometheus metrics of this sink and whether it writes rows or objects; `None` to not export.
+    /// Per acknowledged batch: rows/objects by stream, batches, bytes, retries, the request duration
+    /// (submit → acknowledgement, retries included) and, when `latency` is set, each item's event→sink
+    /// latency; a fatal error counts `millionx_sink_errors_total{reason="fatal"}`.
+    pub metrics: Option<(SinkMetrics, SinkOutput)>,
 }
 
 /// The batching sink operator, over shared records (`Arc<T>`), so that one enriched record feeds
@@ -162,7 +169,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
             // The initial capability is not needed: batches hold their own.
             caps.clear();
             let mut open: Option<Open> = None;
-            let mut in_flight: BTreeMap<u64, Capability<Epoch>> = BTreeMap::new();
+            let mut in_flight: BTreeMap<u64, (Capability<Epoch>, Instant)> = BTreeMap::new();
             let mut next_seq = 0u64;
             let mut scratch = Vec::with_capacity(4096);
             let mut failed = false;
@@ -171,7 +178,9 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
             move |frontiers| {
                 let mut handle = out.activate();
                 let mut flush =
-                    |open: &mut Option<Open>, writer: &mut W, in_flight: &mut BTreeMap<u64, Capability<Epoch>>| {
+                    |open: &mut Option<Open>,
+                     writer: &mut W,
+                     in_flight: &mut BTreeMap<u64, (Capability<Epoch>, Instant)>| {
                         if let Some(mut o) = open.take() {
                             while writer.in_flight() >= writer.max_in_flight().max(1) {
                                 complete(writer.poll(), &ctx, in_flight, &mut handle, &mut failed);
@@ -181,7 +190,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                             }
                             o.batch.close();
                             last_size.set((o.batch.body.len().min(policy.max_bytes), o.batch.len()));
-                            in_flight.insert(o.batch.seq, o.cap);
+                            in_flight.insert(o.batch.seq, (o.cap, Instant::now()));
                             writer.submit(o.batch);
                         }
                     };
@@ -241,7 +250,7 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
 fn complete(
     completions: Vec<crate::writer::Completion>,
     ctx: &SinkContext,
-    in_flight: &mut BTreeMap<u64, Capability<Epoch>>,
+    in_flight: &mut BTreeMap<u64, (Capability<Epoch>, Instant)>,
     handle: &mut timely::dataflow::operators::generic::OutputBuilderSession<
         '_,
         Epoch,
@@ -253,6 +262,9 @@ fn complete(
         match c.result {
             Err(e) => {
                 *failed = true;
+                if let Some((m, _)) = &ctx.metrics {
+                    m.error("fatal");
+                }
                 if let Ok(mut errors) = ctx.errors.lock() {
                     errors.push(e);
                 }
@@ -272,6 +284,18 @@ fn complete(
                     }
                 }
                 let cap = in_flight.remove(&c.seq);
+                if let Some((m, output)) = &ctx.metrics {
+                    export(
+                        m,
+                        *output,
+                        &c.batch,
+                        &outcome,
+                        cap.as_ref().map(|(_, at)| at.elapsed()),
+                        ctx.latency.is_some(),
+                        now,
+                    );
+                }
+                let cap = cap.map(|(cap, _)| cap);
                 if let (Some(cap), false) = (&cap, outcome.rejected.is_empty()) {
                     let mut session = handle.session(cap);
                     for r in outcome.rejected {
@@ -290,5 +314,61 @@ fn complete(
                 }
             }
         }
+    }
+}
+
+/// Exports one acknowledged batch to the sink's Prometheus metrics: one call per metric and stream, plus
+/// one histogram sample per item with a read time when `latency` (the event→sink latency, s).
+fn export(
+    m: &SinkMetrics,
+    output: SinkOutput,
+    batch: &EncodedBatch,
+    outcome: &crate::writer::WriteOutcome,
+    duration: Option<Duration>,
+    latency: bool,
+    now_ns: u64,
+) {
+    m.batches_written(1);
+    m.written_bytes(batch.body.len() as u64);
+    if outcome.retries > 0 {
+        m.retries(u64::from(outcome.retries));
+    }
+    if let Some(d) = duration {
+        m.request_duration(d);
+    }
+    if !outcome.rejected.is_empty() {
+        m.error("rejected");
+    }
+    // Rows per stream: items minus the rejected ones (few; looked up by index).
+    let mut per_stream = [0u64; 3];
+    for item in &batch.items {
+        per_stream[stream_slot(item.origin.stream)] += 1;
+    }
+    for r in &outcome.rejected {
+        if let Some(item) = batch.items.get(r.index) {
+            let slot = stream_slot(item.origin.stream);
+            per_stream[slot] = per_stream[slot].saturating_sub(1);
+        }
+    }
+    for (stream, n) in StreamKind::ALL.into_iter().zip(per_stream) {
+        if n > 0 {
+            match output {
+                SinkOutput::Rows => m.rows_written(stream.name(), n),
+                SinkOutput::Objects => m.objects_written(stream.name(), n),
+            }
+        }
+    }
+    if latency {
+        for item in batch.items.iter().filter(|i| i.ingest_ns > 0) {
+            m.event_to_sink_latency(Duration::from_nanos(now_ns.saturating_sub(item.ingest_ns)));
+        }
+    }
+}
+
+fn stream_slot(s: StreamKind) -> usize {
+    match s {
+        StreamKind::Social => 0,
+        StreamKind::Market => 1,
+        StreamKind::Weather => 2,
     }
 }
