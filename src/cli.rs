@@ -6,14 +6,16 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use millionx_dataflow::config::Config;
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
 use crate::gen::GenArgs;
-use crate::pipeline::{latency_histogram, run_worker, Settings};
+use crate::pipeline::{latency_histogram, run_worker, Input, Settings};
+use millionx_source_kafka::{KafkaArgs, KafkaConfig, ProduceArgs, SourceControl};
+use serde::Deserialize as _;
 use crate::summary::Summary;
 
 /// MillionX stream processor.
@@ -36,6 +38,18 @@ pub enum Command {
     Gen(GenArgs),
     /// Fetch OpenWeatherMap readings for the 8 cities, or normalise a saved response.
     Weather(millionx_source_weather::WeatherArgs),
+    /// Load a JSON Lines data set (social.jsonl, market.jsonl, weather.jsonl) into the three Kafka topics.
+    Produce(ProduceArgs),
+}
+
+/// Where `millionx run` reads from.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// JSON Lines files in `--input`.
+    #[default]
+    File,
+    /// The Kafka topics of the `[kafka]` table / `--brokers`.
+    Kafka,
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -66,6 +80,12 @@ pub struct RunArgs {
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
+    /// Input: JSON Lines files or Kafka.
+    #[arg(long, value_enum, default_value_t = SourceKind::File)]
+    pub source: SourceKind,
+    /// Kafka settings (with `--source kafka`).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -95,7 +115,14 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Validate(args) => match Config::from_file(&args.config) {
+        Command::Produce(args) => match millionx_source_kafka::run_produce(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Validate(args) => match load_config(&args.config) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
@@ -114,6 +141,21 @@ pub fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// Reads a TOML configuration: the pipeline's tables (see dataflow/src/config.rs) and the `[kafka]` table.
+///
+/// Errors: unreadable file, syntax, unknown keys, wrong types or out-of-range values (the message names the key).
+pub fn load_config(path: &Path) -> Result<(Config, KafkaConfig), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
+    let mut table: toml::Table = toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let kafka = KafkaConfig::from_table(table.remove("kafka")).map_err(|e| e.to_string())?;
+    let config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
+        let key = e.message().split('`').nth(1).unwrap_or("(file)").to_owned();
+        format!("{key}: {}", e.to_string().replace('\n', " ").trim())
+    })?;
+    config.validate().map_err(|e| e.to_string())?;
+    Ok((config, kafka))
 }
 
 /// Why a run failed.
@@ -184,9 +226,9 @@ fn clean_outputs(out: &Path) -> Result<(), String> {
 /// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
 /// worker or sink fails.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
-    let mut config = match &args.config {
-        Some(p) => Config::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
-        None => Config::default(),
+    let (mut config, mut kafka) = match &args.config {
+        Some(p) => load_config(p).map_err(Failure::Usage)?,
+        None => (Config::default(), KafkaConfig::default()),
     };
     if let Some(i) = &args.input {
         config.input.dir = i.clone();
@@ -196,16 +238,32 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
-    for stream in StreamKind::ALL {
-        millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-    }
+    let input = match args.source {
+        SourceKind::File => {
+            for stream in StreamKind::ALL {
+                millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
+            }
+            Input::File
+        }
+        SourceKind::Kafka => {
+            args.kafka.apply(&mut kafka).map_err(|e| Failure::Usage(e.to_string()))?;
+            let control = SourceControl::default();
+            // First SIGINT/SIGTERM: stop fetching, drain, flush, commit, exit 0. A second one exits at once (1).
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&control.stop))
+                    .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&control.stop)))
+                    .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
+            }
+            Input::Kafka { config: kafka, control }
+        }
+    };
     let pii_key = pii_key().map_err(Failure::Usage)?;
     if args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
 
-    let settings = Settings { config: config.clone(), pii_key };
+    let settings = Settings { config: config.clone(), pii_key, input };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

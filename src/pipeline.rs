@@ -40,6 +40,9 @@ use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_source_file::{file_source, FileSourceConfig};
+use millionx_source_kafka::dlq::KafkaWriter;
+use millionx_source_kafka::{kafka_source, KafkaConfig, KafkaSourceHandle, SourceControl};
+use millionx_sink_util::BatchWriter;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -52,6 +55,22 @@ pub struct Settings {
     pub config: Config,
     /// The HMAC key for anonymisation.
     pub pii_key: Vec<u8>,
+    /// Where the records come from.
+    pub input: Input,
+}
+
+/// The pipeline's input.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// JSON Lines replay of `config.input.dir`.
+    File,
+    /// The Kafka topics of `config`; `control` carries the shutdown flag shared by every worker.
+    Kafka {
+        /// The `[kafka]` settings (flags applied).
+        config: KafkaConfig,
+        /// Shutdown flag and epoch hint shared by the process's workers.
+        control: SourceControl,
+    },
 }
 
 /// What one worker hands back when the run ends.
@@ -107,6 +126,25 @@ impl SinkFactory {
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
     }
+
+    /// A sink writing through `writer` (no file).
+    fn sink_to<'scope, T, E, W>(
+        &mut self,
+        stream: Stream<'scope, Epoch, Vec<Arc<T>>>,
+        name: &str,
+        encoder: E,
+        writer: W,
+    ) -> Stream<'scope, Epoch, Vec<DeadLetter>>
+    where
+        T: SinkRecord + 'static,
+        E: Encoder<T> + 'static,
+        W: BatchWriter + 'static,
+    {
+        let stats = Rc::new(RefCell::new(SinkStats::default()));
+        self.stats.insert(name.to_owned(), Rc::clone(&stats));
+        let ctx = SinkContext { name: name.to_owned(), stats, latency: None, errors: Arc::clone(&self.errors) };
+        stream.batch_sink(ctx, self.policy, encoder, writer)
+    }
 }
 
 fn observe<'scope, T: Clone + 'static>(
@@ -156,6 +194,10 @@ pub fn run_worker(
         stats: BTreeMap::new(),
     };
     let probe = ProbeHandle::<Epoch>::new();
+    // Every sink's acknowledged progress (the frontier of its dead-letter output): Kafka offsets are committed
+    // behind it.
+    let ack = ProbeHandle::<Epoch>::new();
+    let mut kafka_handle: Option<KafkaSourceHandle> = None;
 
     worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| -> Result<(), String> {
         let tracker = || Watermarks::new(cfg.watermark.lateness());
@@ -169,9 +211,28 @@ pub fn run_worker(
             };
             file_source(scope, config, probe.clone()).map_err(|e| e.to_string())
         };
-        let (social_lines, social_bad) = source(StreamKind::Social)?;
-        let (market_lines, market_bad) = source(StreamKind::Market)?;
-        let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+        let (social_lines, market_lines, weather_lines, source_bad, idle_reports, partitions) = match &settings.input {
+            Input::File => {
+                let (social_lines, social_bad) = source(StreamKind::Social)?;
+                let (market_lines, market_bad) = source(StreamKind::Market)?;
+                let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+                let bad = scope.concatenate([social_bad, market_bad, weather_bad]);
+                let partitions: BTreeMap<StreamKind, Vec<u32>> =
+                    StreamKind::ALL.iter().map(|s| (*s, vec![0])).collect();
+                (social_lines, market_lines, weather_lines, bad, None, partitions)
+            }
+            Input::Kafka { config: kafka, control } => {
+                let (mut streams, handle) =
+                    kafka_source(scope, kafka, cfg.input.max_message_bytes, ack.clone(), control.clone())
+                        .map_err(|e| e.to_string())?;
+                kafka_handle = Some(handle);
+                let mut take = |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
+                let (social, market, weather) =
+                    (take(StreamKind::Social)?, take(StreamKind::Market)?, take(StreamKind::Weather)?);
+                (social, market, weather, streams.dead, Some(streams.idle_reports), streams.partitions)
+            }
+        };
+        let parts = |s: StreamKind| partitions.get(&s).cloned().unwrap_or_default();
 
         // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
         let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
@@ -179,13 +240,13 @@ pub fn run_worker(
         let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
 
         let reader = index as u32;
-        let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope
-            .concatenate([
-                post_metas.clone().watermark_reports(StreamKind::Social, vec![0], reader),
-                order_metas.clone().watermark_reports(StreamKind::Market, vec![0], reader),
-                reading_metas.clone().watermark_reports(StreamKind::Weather, vec![0], reader),
-            ])
-            .broadcast();
+        let mut report_streams = vec![
+            post_metas.clone().watermark_reports(StreamKind::Social, parts(StreamKind::Social), reader),
+            order_metas.clone().watermark_reports(StreamKind::Market, parts(StreamKind::Market), reader),
+            reading_metas.clone().watermark_reports(StreamKind::Weather, parts(StreamKind::Weather), reader),
+        ];
+        report_streams.extend(idle_reports);
+        let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope.concatenate(report_streams).broadcast();
 
         let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
         let (posts_unique, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
@@ -229,7 +290,7 @@ pub fn run_worker(
             });
 
         let rejected = scope
-            .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
+            .concatenate([source_bad, posts_rejected, orders_rejected, readings_rejected])
             .map(Arc::new);
 
         let observations = scope.concatenate([
@@ -318,8 +379,23 @@ pub fn run_worker(
             )?,
             sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
         ];
+        for d in &sink_dead {
+            d.clone().probe_with(&ack);
+        }
         let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
-        sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?;
+        let dlq_ack = match &settings.input {
+            Input::File => {
+                sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?
+            }
+            Input::Kafka { config: kafka, .. } if kafka.produce_dlq => {
+                let writer = KafkaWriter::new("dlq", kafka, index).map_err(|e| e.to_string())?;
+                sinks.sink_to(dead_letters, "dlq", DeadLetterEncoder::new(SourceNaming::Kafka), writer)
+            }
+            Input::Kafka { .. } => {
+                sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::Kafka), false)?
+            }
+        };
+        dlq_ack.probe_with(&ack);
         Ok(())
     })?;
 
@@ -332,6 +408,10 @@ pub fn run_worker(
     }
     if let Some(e) = errors.lock().ok().and_then(|e| e.first().cloned()) {
         return Err(e.to_string());
+    }
+    // Every sink flushed and acknowledged everything: commit the next offset of every partition read.
+    if let Some(h) = kafka_handle {
+        h.finish().map_err(|e| format!("kafka source: {e}"))?;
     }
 
     let latency = latency.borrow().clone();
