@@ -28,6 +28,11 @@ pub struct ProduceArgs {
     /// TOML configuration whose `[kafka]` table names the topics (default: the platform's topic names).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// Messages per produce batch (librdkafka `batch.num.messages`). The default 1 keeps every broker's
+    /// high watermark exact: tansu 0.6's memory storage answers ListOffsets with the last batch's base
+    /// offset + 1. Raise it (e.g. 10000) against a real Kafka cluster for speed.
+    #[arg(long, default_value_t = 1)]
+    pub batch_messages: u32,
 }
 
 /// Counts failed deliveries (the message's own error never carries the payload into logs).
@@ -78,8 +83,12 @@ pub fn run_produce(args: &ProduceArgs) -> Result<(), String> {
     config.validate().map_err(|e| format!("--brokers: {}", e.reason))?;
     let ctx = CountingContext::default();
     let (failed, delivered) = (Arc::clone(&ctx.failed), Arc::clone(&ctx.delivered));
+    if args.batch_messages == 0 {
+        return Err("--batch-messages: must be at least 1".to_owned());
+    }
     let producer: BaseProducer<CountingContext> = config
         .producer_config("millionx-produce")
+        .set("batch.num.messages", args.batch_messages.to_string())
         .create_with_context(ctx)
         .map_err(|e| format!("creating the producer: {e}"))?;
     let timeout = Duration::from_millis(config.request_timeout_ms);
