@@ -212,3 +212,100 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
     run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
     assert_eq!(rows(&canonical(&out3)), 0);
 }
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+fn written(dir: &Path) -> usize {
+    ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&dir.join("snowflake").join(t)).len()).sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains() {
+    let input = Broker::start(2);
+    let dlq = Broker::start(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 20000, 20000);
+    let config = write_config(
+        tmp.path(),
+        &format!("max_epochs_unacknowledged = 2\nproduce_dlq = true\ndlq_brokers = \"{}\"\n", dlq.addr),
+    );
+    run_ok(&["produce", "--input", s(&data), "--brokers", &input.addr]);
+    let out_file = tmp.path().join("out-file");
+    run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    let total = written(&out_file);
+
+    // The DLQ broker stalls (SIGSTOP): the DLQ sink cannot acknowledge its first batch.
+    signal(dlq.child.id(), "-STOP");
+    let out1 = tmp.path().join("out-1");
+    let spawn = |out: &Path| {
+        Command::new(bin())
+            .args(["run", "-w", "2", "--config", s(&config), "--out", s(out)])
+            .args(["--source", "kafka", "--brokers", &input.addr, "--group", "stall"])
+            .env("MILLIONX_PII_KEY", "test-key")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn(&out1);
+    std::thread::sleep(Duration::from_secs(6));
+    let (rows_a, rss_a) = (written(&out1), rss_kib(child.id()));
+    std::thread::sleep(Duration::from_secs(4));
+    let (rows_b, rss_b) = (written(&out1), rss_kib(child.id()));
+    assert!(child.try_wait().unwrap().is_none(), "the run must wait for the stalled sink, not fail");
+    assert_eq!(rows_a, rows_b, "consumption continued while the DLQ sink was stalled");
+    assert!(rows_b < total / 2, "paused early: {rows_b} of {total} rows written");
+    assert!(rss_b < 400 * 1024 && rss_b <= rss_a + 32 * 1024, "memory grew while paused: {rss_a} → {rss_b} KiB");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    signal(dlq.child.id(), "-CONT");
+
+    // Nothing was committed past the stall (every epoch had a dead letter): the group re-reads everything.
+    // This run is live (no --exit-at-end) and stops on SIGINT once caught up: flush, commit, exit 0.
+    let out2 = tmp.path().join("out-2");
+    let mut child = spawn(&out2);
+    // Caught up: rows stop growing. Records after the last weather reading wait for the weather watermark
+    // (live semantics) until the shutdown ends the inputs.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut last, mut stable_since) = (0, Instant::now());
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the live run ended by itself");
+        assert!(Instant::now() < deadline, "did not catch up: {} of {total} rows", written(&out2));
+        let now = written(&out2);
+        if now != last {
+            (last, stable_since) = (now, Instant::now());
+        } else if now * 10 >= total * 9 && stable_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(child.id(), "-INT");
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGINT must drain and exit 0, got {status}");
+    assert!(started.elapsed() < Duration::from_secs(30), "shutdown took {:?}", started.elapsed());
+    for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
+        assert_eq!(ids(&out2, table, key), ids(&out_file, table, key), "{table}");
+    }
+    // The dead letters went to the DLQ topic, not to files.
+    assert!(common::files(&out2.join("dlq")).is_empty());
+
+    // The SIGINT shutdown committed the end of every partition.
+    let out3 = tmp.path().join("out-3");
+    let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "stall", "--exit-at-end"];
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out3)), 0);
+}

@@ -32,8 +32,10 @@ pub struct KafkaConfig {
     pub weather_topic: String,
     /// Dead-letter topic (`dlq.millionx`); used when `produce_dlq` is true.
     pub dlq_topic: String,
-    /// Produce dead letters to `dlq_topic` (in addition to nothing else: the DLQ file sink is replaced).
+    /// Produce dead letters to `dlq_topic` instead of the DLQ file sink.
     pub produce_dlq: bool,
+    /// Bootstrap servers of the DLQ cluster when it is not the input cluster (empty: `brokers`).
+    pub dlq_brokers: String,
     /// Where a partition without a committed offset starts.
     pub auto_offset_reset: OffsetReset,
     /// Messages per epoch per partition: a message at offset `o` belongs to epoch `o / epoch_messages` (or later,
@@ -65,6 +67,7 @@ impl Default for KafkaConfig {
             weather_topic: "context.weather".to_owned(),
             dlq_topic: "dlq.millionx".to_owned(),
             produce_dlq: false,
+            dlq_brokers: String::new(),
             auto_offset_reset: OffsetReset::Earliest,
             epoch_messages: 4096,
             max_poll_records: 1024,
@@ -91,6 +94,19 @@ fn err(key: &str, reason: impl Into<String>) -> KafkaConfigError {
     KafkaConfigError { key: format!("kafka.{key}"), reason: reason.into() }
 }
 
+fn check_brokers(key: &str, brokers: &str) -> Result<(), KafkaConfigError> {
+    if brokers.trim().is_empty() {
+        return Err(err(key, "must name at least one HOST:PORT"));
+    }
+    for b in brokers.split(',') {
+        let (host, port) = b.trim().rsplit_once(':').ok_or_else(|| err(key, format!("`{b}` is not HOST:PORT")))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(err(key, format!("`{b}` is not HOST:PORT")));
+        }
+    }
+    Ok(())
+}
+
 impl KafkaConfig {
     /// Reads the `[kafka]` table of a parsed TOML document (absent: defaults), then validates.
     ///
@@ -109,14 +125,9 @@ impl KafkaConfig {
 
     /// Checks ranges and names. Pure: no I/O.
     pub fn validate(&self) -> Result<(), KafkaConfigError> {
-        if self.brokers.trim().is_empty() {
-            return Err(err("brokers", "must name at least one HOST:PORT"));
-        }
-        for b in self.brokers.split(',') {
-            let (host, port) = b.trim().rsplit_once(':').ok_or_else(|| err("brokers", format!("`{b}` is not HOST:PORT")))?;
-            if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(err("brokers", format!("`{b}` is not HOST:PORT")));
-            }
+        check_brokers("brokers", &self.brokers)?;
+        if !self.dlq_brokers.is_empty() {
+            check_brokers("dlq_brokers", &self.dlq_brokers)?;
         }
         if self.group.trim().is_empty() {
             return Err(err("group", "must not be empty"));
@@ -186,15 +197,26 @@ impl KafkaConfig {
         c
     }
 
-    /// Idempotent producer settings (acks=all, ordered retries without duplicates).
+    /// Idempotent producer settings (acks=all, ordered retries without duplicates) for the input cluster.
     pub fn producer_config(&self, client_id: &str) -> rdkafka::ClientConfig {
+        self.producer_config_for(&self.brokers, client_id)
+    }
+
+    /// Idempotent producer settings for the DLQ cluster (`dlq_brokers`, else `brokers`).
+    pub fn dlq_producer_config(&self, client_id: &str) -> rdkafka::ClientConfig {
+        let brokers = if self.dlq_brokers.is_empty() { &self.brokers } else { &self.dlq_brokers };
+        self.producer_config_for(brokers, client_id)
+    }
+
+    fn producer_config_for(&self, brokers: &str, client_id: &str) -> rdkafka::ClientConfig {
         let mut c = rdkafka::ClientConfig::new();
-        c.set("bootstrap.servers", &self.brokers)
+        c.set("bootstrap.servers", brokers)
             .set("client.id", client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
+            // librdkafka's default: a stalled broker is waited for 5 min before a delivery fails (fatal for the sink).
+            .set("message.timeout.ms", "300000");
         c
     }
 }

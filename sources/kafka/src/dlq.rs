@@ -55,13 +55,13 @@ pub struct KafkaWriter {
 }
 
 impl KafkaWriter {
-    /// A writer for sink `name` producing to `config.dlq_topic`.
+    /// A writer for sink `name` producing to `config.dlq_topic` on `dlq_brokers` (else `brokers`).
     ///
     /// Errors: the producer cannot be created (invalid client settings).
     pub fn new(name: &str, config: &KafkaConfig, worker: usize) -> Result<KafkaWriter, SinkError> {
         let progress = Arc::new(Mutex::new(Progress::default()));
         let producer = config
-            .producer_config(&format!("millionx-dlq-w{worker}"))
+            .dlq_producer_config(&format!("millionx-dlq-w{worker}"))
             .create_with_context(DlqContext { progress: Arc::clone(&progress) })
             .map_err(|e| SinkError { sink: name.to_owned(), message: format!("creating the producer: {e}") })?;
         Ok(KafkaWriter {
