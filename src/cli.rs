@@ -14,9 +14,9 @@ use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
 use crate::gen::GenArgs;
 use crate::pipeline::{latency_histogram, run_worker, Input, Settings};
+use crate::summary::Summary;
 use millionx_source_kafka::{KafkaArgs, KafkaConfig, ProduceArgs, SourceControl};
 use serde::Deserialize as _;
-use crate::summary::Summary;
 
 /// MillionX stream processor.
 #[derive(Parser, Debug)]
@@ -255,7 +255,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
                     .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&control.stop)))
                     .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
             }
-            Input::Kafka { config: kafka, control }
+            Input::Kafka { config: Box::new(kafka), control }
         }
     };
     let pii_key = pii_key().map_err(Failure::Usage)?;

@@ -38,11 +38,11 @@ use millionx_sink_format::quality::QualityEncoder;
 use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
+use millionx_sink_util::BatchWriter;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_source_file::{file_source, FileSourceConfig};
 use millionx_source_kafka::dlq::KafkaWriter;
 use millionx_source_kafka::{kafka_source, KafkaConfig, KafkaSourceHandle, SourceControl};
-use millionx_sink_util::BatchWriter;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -67,7 +67,7 @@ pub enum Input {
     /// The Kafka topics of `config`; `control` carries the shutdown flag shared by every worker.
     Kafka {
         /// The `[kafka]` settings (flags applied).
-        config: KafkaConfig,
+        config: Box<KafkaConfig>,
         /// Shutdown flag and epoch hint shared by the process's workers.
         control: SourceControl,
     },
@@ -226,7 +226,8 @@ pub fn run_worker(
                     kafka_source(scope, kafka, cfg.input.max_message_bytes, ack.clone(), control.clone())
                         .map_err(|e| e.to_string())?;
                 kafka_handle = Some(handle);
-                let mut take = |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
+                let mut take =
+                    |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
                 let (social, market, weather) =
                     (take(StreamKind::Social)?, take(StreamKind::Market)?, take(StreamKind::Weather)?);
                 (social, market, weather, streams.dead, Some(streams.idle_reports), streams.partitions)
@@ -289,9 +290,8 @@ pub fn run_worker(
                 Arc::new(o)
             });
 
-        let rejected = scope
-            .concatenate([source_bad, posts_rejected, orders_rejected, readings_rejected])
-            .map(Arc::new);
+        let rejected =
+            scope.concatenate([source_bad, posts_rejected, orders_rejected, readings_rejected]).map(Arc::new);
 
         let observations = scope.concatenate([
             observe(&post_metas, |m| Observation::Valid { stream: StreamKind::Social, event_time: m.event_time }),

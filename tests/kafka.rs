@@ -23,7 +23,9 @@ fn tansu() -> PathBuf {
     if installed.exists() {
         return installed;
     }
-    panic!("tansu (the Kafka-protocol broker) is not installed: run `bash .ci/setup.d/50-kafka.sh` or set MILLIONX_TANSU");
+    panic!(
+        "tansu (the Kafka-protocol broker) is not installed: run `bash .ci/setup.d/50-kafka.sh` or set MILLIONX_TANSU"
+    );
 }
 
 /// A broker on 127.0.0.1, killed on drop.
@@ -70,15 +72,7 @@ impl Drop for Broker {
 }
 
 fn gen(dir: &Path, social: usize, market: usize) {
-    run_ok(&[
-        "gen",
-        "--out",
-        dir.to_str().unwrap(),
-        "--social",
-        &social.to_string(),
-        "--market",
-        &market.to_string(),
-    ]);
+    run_ok(&["gen", "--out", dir.to_str().unwrap(), "--social", &social.to_string(), "--market", &market.to_string()]);
 }
 
 fn write_config(dir: &Path, extra: &str) -> PathBuf {

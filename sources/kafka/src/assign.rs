@@ -25,11 +25,12 @@ pub fn assignment(topics: &[(StreamKind, String, Vec<i32>)], workers: usize) -> 
             parts.iter().map(move |p| TopicPartition { stream: *stream, topic: topic.clone(), partition: *p })
         })
         .collect();
-    all.sort_by(|a, b| (a.stream, a.partition).cmp(&(b.stream, b.partition)));
+    all.sort_by_key(|tp| (tp.stream, tp.partition));
     all.into_iter().enumerate().map(|(k, tp)| (k % workers.max(1), tp)).collect()
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

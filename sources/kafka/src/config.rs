@@ -188,10 +188,13 @@ impl KafkaConfig {
             .set("client.id", client_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", match self.auto_offset_reset {
-                OffsetReset::Earliest => "earliest",
-                OffsetReset::Latest => "latest",
-            })
+            .set(
+                "auto.offset.reset",
+                match self.auto_offset_reset {
+                    OffsetReset::Earliest => "earliest",
+                    OffsetReset::Latest => "latest",
+                },
+            )
             .set("queued.max.messages.kbytes", self.fetch_buffer_kib.to_string())
             .set("socket.timeout.ms", self.request_timeout_ms.max(10).to_string());
         c
@@ -260,6 +263,7 @@ impl KafkaArgs {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -280,8 +284,9 @@ mod tests {
 
     #[test]
     fn table_values_and_errors_name_the_key() {
-        let c = KafkaConfig::from_table(table("[kafka]\nbrokers = \"k1:9093,k2:9093\"\nauto_offset_reset = \"latest\"\n"))
-            .unwrap();
+        let c =
+            KafkaConfig::from_table(table("[kafka]\nbrokers = \"k1:9093,k2:9093\"\nauto_offset_reset = \"latest\"\n"))
+                .unwrap();
         assert_eq!(c.brokers, "k1:9093,k2:9093");
         assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
         let e = KafkaConfig::from_table(table("[kafka]\nbrokrs = \"x:1\"\n")).unwrap_err();

@@ -104,7 +104,8 @@ impl BatchWriter for KafkaWriter {
                 .insert(Header { key: "source.topic", value: Some(o.stream.topic()) })
                 .insert(Header { key: "source.partition", value: Some(partition.as_str()) })
                 .insert(Header { key: "source.offset", value: Some(offset.as_str()) });
-            let mut rec = BaseRecord::with_opaque_to(&self.topic, Box::new(seq)).key(&key).payload(record).headers(headers);
+            let mut rec =
+                BaseRecord::with_opaque_to(&self.topic, Box::new(seq)).key(&key).payload(record).headers(headers);
             loop {
                 match self.producer.send(rec) {
                     Ok(()) => break,
@@ -164,6 +165,7 @@ impl Drop for KafkaWriter {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

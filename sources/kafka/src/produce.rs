@@ -148,6 +148,7 @@ pub fn run_produce(args: &ProduceArgs) -> Result<(), String> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 

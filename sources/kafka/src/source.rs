@@ -344,9 +344,6 @@ pub fn kafka_source<'scope>(
                 let Some(&pi) = by_topic.get(&(msg.topic().to_owned(), msg.partition())) else { continue };
                 let p = &mut sh.parts[pi];
                 let offset = msg.offset();
-                if p.paused && offset >= p.next {
-                    // Prefetched before the pause took effect: fine to process (it is within the bound + one batch).
-                }
                 if offset < p.next {
                     continue; // already read (a re-delivery after pause/resume)
                 }
@@ -401,7 +398,8 @@ pub fn kafka_source<'scope>(
             for p in sh.parts.iter_mut() {
                 if p.next >= p.high && now.duration_since(p.high_checked) >= HIGH_REFRESH {
                     p.high_checked = now;
-                    if let Ok((_, high)) = consumer.fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500)) {
+                    if let Ok((_, high)) = consumer.fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
+                    {
                         p.high = p.high.max(high);
                     }
                 }
@@ -440,7 +438,12 @@ pub fn kafka_source<'scope>(
 
             // The capability follows the slowest partition that still has data; when all are caught up, it
             // moves past everything emitted (so those epochs complete) and up to the other workers' epoch.
-            let active = sh.parts.iter().filter(|p| p.next < p.high).map(|p| (p.next as u64 / epoch_messages).max(cap_epoch)).min();
+            let active = sh
+                .parts
+                .iter()
+                .filter(|p| p.next < p.high)
+                .map(|p| (p.next as u64 / epoch_messages).max(cap_epoch))
+                .min();
             let next_cap = match active {
                 Some(e) => e,
                 None => cap_epoch
