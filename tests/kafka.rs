@@ -10,8 +10,25 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, canonical, ndjson, run_ok};
+use common::{canonical, ndjson};
 use serde_json::Value;
+
+/// The binary under test: `MILLIONX_BIN` when set (a private copy, when a shared target directory is rebuilt by
+/// other checkouts), else Cargo's.
+fn bin() -> PathBuf {
+    std::env::var_os("MILLIONX_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(common::bin()))
+}
+
+fn run_ok(args: &[&str]) -> std::process::Output {
+    let out = Command::new(bin()).args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
+    assert!(
+        out.status.success(),
+        "millionx {args:?} failed:\nstdout:{}\nstderr:{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
 
 const TOPICS: [&str; 4] = ["validated.social", "validated.market", "context.weather", "dlq.millionx"];
 
