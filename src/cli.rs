@@ -8,15 +8,15 @@ use std::time::Instant;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
-use millionx_dataflow::config::Config;
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
+use crate::config::RunConfig;
 use crate::gen::GenArgs;
 use crate::pipeline::{latency_histogram, run_worker, Input, Settings};
 use crate::summary::Summary;
-use millionx_source_kafka::{KafkaArgs, KafkaConfig, ProduceArgs, SourceControl};
-use serde::Deserialize as _;
+use millionx_sink_snowflake::SnowflakeSink;
+use millionx_source_kafka::{KafkaArgs, ProduceArgs, SourceControl};
 
 /// MillionX stream processor.
 #[derive(Parser, Debug)]
@@ -38,6 +38,10 @@ pub enum Command {
     Gen(GenArgs),
     /// Fetch OpenWeatherMap readings for the 8 cities, or normalise a saved response.
     Weather(millionx_source_weather::WeatherArgs),
+    /// Weaviate schema management.
+    Weaviate(WeaviateArgs),
+    /// Snowflake schema management.
+    Snowflake(SnowflakeArgs),
     /// Load a JSON Lines data set (social.jsonl, market.jsonl, weather.jsonl) into the three Kafka topics.
     Produce(ProduceArgs),
 }
@@ -50,6 +54,28 @@ pub enum SourceKind {
     File,
     /// The Kafka topics of the `[kafka]` table / `--brokers`.
     Kafka,
+}
+
+/// `millionx snowflake`.
+#[derive(Args, Debug, Clone)]
+pub struct SnowflakeArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: SnowflakeCommand,
+}
+
+/// `millionx snowflake` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum SnowflakeCommand {
+    /// Print (default) or apply `ops/snowflake/schema-setup.sql`; applying twice is harmless.
+    Schema {
+        /// Schema options.
+        #[command(flatten)]
+        args: millionx_sink_snowflake::SchemaArgs,
+        /// Run configuration whose `[snowflake]` table names the account.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `millionx run`. Timely's cluster flags are accepted as timely defines them (`-w -n -p -h`).
@@ -77,6 +103,11 @@ pub struct RunArgs {
     /// Hostfile: one host:port per process.
     #[arg(short = 'h', long = "hostfile")]
     pub hostfile: Option<PathBuf>,
+    /// Services to write to instead of files (repeatable or comma separated): `snowflake` (the four
+    /// tables, per the config's `[snowflake]` table) and/or `weaviate` (the two classes, per `[weaviate]`,
+    /// else `$WEAVIATE_URL`). Default: files only. Dead letters and quality windows always go to files.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub sink: Vec<SinkChoice>,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -89,6 +120,39 @@ pub struct RunArgs {
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// Where record sinks write.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkChoice {
+    /// Local batch files under `--out` (the embedded default).
+    File,
+    /// Weaviate objects to a Weaviate server.
+    Weaviate,
+    /// Snowflake rows to Snowflake (or the fakesnow emulator).
+    Snowflake,
+}
+
+/// `millionx weaviate`.
+#[derive(Args, Debug, Clone)]
+pub struct WeaviateArgs {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: WeaviateCommand,
+}
+
+/// `millionx weaviate` subcommands.
+#[derive(Subcommand, Debug, Clone)]
+pub enum WeaviateCommand {
+    /// Create, verify or recreate the SocialPost and MarketOrder classes.
+    Schema {
+        /// Schema options.
+        #[command(flatten)]
+        args: millionx_sink_weaviate::SchemaArgs,
+        /// Run configuration whose `[weaviate]` table names the server.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 /// `millionx validate`.
@@ -122,7 +186,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Validate(args) => match load_config(&args.config) {
+        Command::Validate(args) => match RunConfig::from_file(&args.config) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
@@ -133,6 +197,32 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Weather(args) => millionx_source_weather::run_weather(args),
+        Command::Snowflake(SnowflakeArgs { command: SnowflakeCommand::Schema { args, config } }) => {
+            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+                Ok(c) => c.and_then(|c| c.snowflake),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match millionx_sink_snowflake::run_schema(&args, config.as_ref(), std::io::stdout()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+        Command::Weaviate(WeaviateArgs { command: WeaviateCommand::Schema { args, config } }) => {
+            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+                Ok(c) => c.and_then(|c| c.weaviate),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            millionx_sink_weaviate::run_schema(&args, config.as_ref())
+        }
         Command::Gen(args) => match crate::gen::run(&args) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -141,21 +231,6 @@ pub fn main() -> ExitCode {
             }
         },
     }
-}
-
-/// Reads a TOML configuration: the pipeline's tables (see dataflow/src/config.rs) and the `[kafka]` table.
-///
-/// Errors: unreadable file, syntax, unknown keys, wrong types or out-of-range values (the message names the key).
-pub fn load_config(path: &Path) -> Result<(Config, KafkaConfig), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("--config: cannot read {}: {e}", path.display()))?;
-    let mut table: toml::Table = toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?;
-    let kafka = KafkaConfig::from_table(table.remove("kafka")).map_err(|e| e.to_string())?;
-    let config = Config::deserialize(toml::Value::Table(table)).map_err(|e| {
-        let key = e.message().split('`').nth(1).unwrap_or("(file)").to_owned();
-        format!("{key}: {}", e.to_string().replace('\n', " ").trim())
-    })?;
-    config.validate().map_err(|e| e.to_string())?;
-    Ok((config, kafka))
 }
 
 /// Why a run failed.
@@ -226,9 +301,24 @@ fn clean_outputs(out: &Path) -> Result<(), String> {
 /// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
 /// worker or sink fails.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
-    let (mut config, mut kafka) = match &args.config {
-        Some(p) => load_config(p).map_err(Failure::Usage)?,
-        None => (Config::default(), KafkaConfig::default()),
+    let run_config = match &args.config {
+        Some(p) => RunConfig::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
+        None => RunConfig::default(),
+    };
+    let mut config = run_config.core.clone();
+    let mut kafka = run_config.kafka.clone();
+    let weaviate = match args.sink.contains(&SinkChoice::Weaviate) {
+        false => None,
+        true => {
+            let mut w = run_config.weaviate.clone().unwrap_or_default();
+            if run_config.weaviate.is_none() {
+                if let Some(url) = std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
+                    w.url = url;
+                }
+            }
+            w.validate().map_err(|e| Failure::Usage(format!("weaviate: {e}")))?;
+            Some(w)
+        }
     };
     if let Some(i) = &args.input {
         config.input.dir = i.clone();
@@ -263,7 +353,16 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
 
-    let settings = Settings { config: config.clone(), pii_key, input };
+    let snowflake = match args.sink.contains(&SinkChoice::Snowflake) {
+        false => None,
+        true => {
+            let cfg = run_config.snowflake.as_ref().ok_or_else(|| {
+                Failure::Usage("--sink snowflake: the --config file has no [snowflake] table".to_owned())
+            })?;
+            Some(Arc::new(SnowflakeSink::connect(cfg).map_err(|e| Failure::Usage(e.to_string()))?))
+        }
+    };
+    let settings = Settings { config: config.clone(), pii_key, input, weaviate, snowflake };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

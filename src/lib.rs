@@ -4,6 +4,7 @@
 //! and sinks together, and those crates depend on `dataflow/` (see `ops/CONTEXT.md`).
 
 pub mod cli;
+pub mod config;
 pub mod gen;
 pub mod pipeline;
 pub mod summary;

@@ -39,7 +39,9 @@ use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_util::BatchWriter;
+use millionx_sink_snowflake::SnowflakeSink;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
+use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
 use millionx_source_kafka::dlq::KafkaWriter;
 use millionx_source_kafka::{kafka_source, KafkaConfig, KafkaSourceHandle, SourceControl};
@@ -57,6 +59,10 @@ pub struct Settings {
     pub pii_key: Vec<u8>,
     /// Where the records come from.
     pub input: Input,
+    /// Write the Weaviate classes to this server instead of files.
+    pub weaviate: Option<WeaviateConfig>,
+    /// Write the Snowflake tables to this account instead of files.
+    pub snowflake: Option<Arc<SnowflakeSink>>,
 }
 
 /// The pipeline's input.
@@ -99,6 +105,8 @@ struct SinkFactory {
     errors: Arc<Mutex<Vec<SinkError>>>,
     latency: Rc<RefCell<Histogram<u64>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
+    weaviate: Option<WeaviateConfig>,
+    snowflake: Option<Arc<SnowflakeSink>>,
 }
 
 impl SinkFactory {
@@ -122,6 +130,15 @@ impl SinkFactory {
             latency: record_latency.then(|| Rc::clone(&self.latency)),
             errors: Arc::clone(&self.errors),
         };
+        let table =
+            folder.strip_prefix("snowflake/").and_then(|name| Table::ALL.into_iter().find(|t| t.name() == name));
+        if let (Some(sf), Some(table)) = (&self.snowflake, table) {
+            return Ok(stream.batch_sink(ctx, sf.batch_policy(), encoder, sf.writer(table)));
+        }
+        if let (Some(cfg), true) = (&self.weaviate, folder.starts_with("weaviate/")) {
+            let writer = WeaviateWriter::new(cfg).map_err(|e| format!("{folder}: {e}"))?;
+            return Ok(stream.batch_sink(ctx, cfg.batch_policy(), encoder, writer));
+        }
         let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
@@ -192,6 +209,8 @@ pub fn run_worker(
         errors: Arc::clone(&errors),
         latency: Rc::clone(&latency),
         stats: BTreeMap::new(),
+        weaviate: settings.weaviate.clone(),
+        snowflake: settings.snowflake.clone(),
     };
     let probe = ProbeHandle::<Epoch>::new();
     // Every sink's acknowledged progress (the frontier of its dead-letter output): Kafka offsets are committed
@@ -333,7 +352,8 @@ pub fn run_worker(
             ])
             .probe_with(&probe);
 
-        let ndjson = Framing::NDJSON;
+        // The SQL batch loader binds a JSON array; files and Snowpipe Streaming take NDJSON.
+        let ndjson = settings.snowflake.as_ref().map_or(Framing::NDJSON, |s| s.framing());
         let sink_dead = vec![
             sinks.sink(
                 posts_out.clone(),

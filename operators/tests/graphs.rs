@@ -11,8 +11,8 @@ use millionx_dataflow::{City, Epoch, EventTime, Meta, Origin, Reason, StreamKind
 use millionx_operators::dedup::Dedup;
 use millionx_operators::quality::{Observation, QualityStats, QualityWindows};
 use millionx_operators::weather_join::WeatherJoin;
-use timely::dataflow::operators::capture::{Capture, Event};
 use timely::container::CapacityContainerBuilder;
+use timely::dataflow::operators::capture::{Capture, Event};
 use timely::dataflow::InputHandle;
 
 type Input<D> = InputHandle<Epoch, CapacityContainerBuilder<Vec<D>>>;
@@ -94,13 +94,15 @@ fn report(stream: StreamKind, max: Option<i64>, done: bool) -> WatermarkReport {
 }
 
 fn drain<T>(rx: Receiver<Event<Epoch, Vec<T>>>) -> Vec<(Epoch, T)> {
-    rx.try_iter().flat_map(|e| match e {
-        Event::Messages(t, d) => {
-            let t = t.least().copied().unwrap_or(Epoch::MAX);
-            d.into_iter().map(|x| (t, x)).collect()
-        }
-        Event::Progress(_) => Vec::new(),
-    }).collect()
+    rx.try_iter()
+        .flat_map(|e| match e {
+            Event::Messages(t, d) => {
+                let t = t.least().copied().unwrap_or(Epoch::MAX);
+                d.into_iter().map(|x| (t, x)).collect()
+            }
+            Event::Progress(_) => Vec::new(),
+        })
+        .collect()
 }
 
 #[test]
@@ -156,8 +158,12 @@ fn dedup_keeps_the_first_copy_and_forgets_keys_beyond_the_horizon() {
         let mut reports = Input::<WatermarkReport>::new();
         let tx = tx.clone();
         worker.dataflow::<Epoch, _, _>(|scope| {
-            let (unique, dups) =
-                posts.to_stream(scope).dedup(reports.to_stream(scope), StreamKind::Social, Watermarks::default(), 24 * H);
+            let (unique, dups) = posts.to_stream(scope).dedup(
+                reports.to_stream(scope),
+                StreamKind::Social,
+                Watermarks::default(),
+                24 * H,
+            );
             tx.send((unique.capture(), dups.capture())).unwrap();
         });
         // Epoch 0: k at T0, and its copy later in the same epoch but earlier in the input order.
@@ -196,7 +202,11 @@ fn quality_windows_close_on_the_watermark_with_exact_counts() {
         let tx = tx.clone();
         let local = Rc::new(RefCell::new(QualityStats::default()));
         worker.dataflow::<Epoch, _, _>(|scope| {
-            let out = obs.to_stream(scope).quality_windows(reports.to_stream(scope), Watermarks::default(), Rc::clone(&local));
+            let out = obs.to_stream(scope).quality_windows(
+                reports.to_stream(scope),
+                Watermarks::default(),
+                Rc::clone(&local),
+            );
             tx.send(out.capture()).unwrap();
         });
         let s = StreamKind::Social;
@@ -221,28 +231,32 @@ fn quality_windows_close_on_the_watermark_with_exact_counts() {
         reports.send(report(StreamKind::Weather, None, true));
         obs.advance_to(1);
         reports.advance_to(1);
-        // Epoch 1: the social watermark passes T0+1h (lateness 0): window T0 closes; then a late record for it.
+        // Epoch 1: the watermark moves on; epoch 2 brings a record for the already closed window T0: late.
         reports.send(report(s, Some(T0 + 2 * H), false));
         obs.advance_to(2);
         reports.advance_to(2);
         obs.send(Observation::Valid { stream: s, event_time: EventTime(T0 + 40) });
-        obs.advance_to(3);
-        reports.advance_to(3);
+        drop(obs);
+        drop(reports);
         while worker.step() {}
         *stats.lock().unwrap() = local.borrow().clone();
     })
     .unwrap();
     let windows = drain(rx.recv().unwrap());
     let first = windows.iter().find(|(_, w)| w.start == Some(EventTime(T0))).unwrap();
-    assert_eq!(first.0, 1, "closed at the epoch whose watermark passed its end");
+    assert_eq!(first.0, 0, "closed at the epoch whose watermark passed its end (T0+1h+1ms, lateness 0)");
     let w = &first.1;
-    assert_eq!((w.received, w.valid, w.rejected_total(), w.duplicates, w.emitted, w.enriched, w.pii_detected), (4, 3, 1, 1, 2, 1, 1));
+    assert_eq!(
+        (w.received, w.valid, w.rejected_total(), w.duplicates, w.emitted, w.enriched, w.pii_detected),
+        (3, 3, 0, 1, 2, 1, 1)
+    );
     assert_eq!(w.categories.get("fashion"), Some(&2));
-    // 0.4 × 3/4 + 0.3 × 0 + 0.3 × (1 − 1/4)
-    assert!((w.quality_score() - 0.525).abs() < 1e-12);
+    // 0.4 × 3/3 + 0.3 × 0 + 0.3 × (1 − 0/3)
+    assert!((w.quality_score() - 0.7).abs() < 1e-12);
     assert_eq!(w.weather_coverage(), 0.5);
     let second = windows.iter().find(|(_, w)| w.start == Some(EventTime(T0 + H))).unwrap();
-    assert_eq!(second.1.valid, 1);
+    // The line without an event time counts in the hour of the largest event time read (T0+1h+1ms).
+    assert_eq!((second.1.valid, second.1.rejected.get("parse_error")), (1, Some(&1)));
     assert_eq!(windows.len(), 2);
     assert_eq!(stats_out.lock().unwrap().late.get(&StreamKind::Social), Some(&1));
 }

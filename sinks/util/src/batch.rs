@@ -133,7 +133,7 @@ mod tests {
         b.push_with(origin(1), 10, |o| o.extend_from_slice(b"{\"a\":1}"));
         b.push_with(origin(2), 20, |o| o.extend_from_slice(b"{\"a\":2}"));
         b.push_with(origin(3), 30, |o| o.extend_from_slice(b"{\"a\":3}"));
-        assert_eq!(b.closed_len(), 35);
+        assert_eq!(b.closed_len(), 37);
         b.close();
         assert_eq!(b.body, b"{\"objects\":[{\"a\":1},{\"a\":2},{\"a\":3}]}");
         assert_eq!(b.item_bytes(1), b"{\"a\":2}");

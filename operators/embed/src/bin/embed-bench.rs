@@ -1,0 +1,178 @@
+//! Embedding throughput benchmark: sentences/s and sentences per CPU-second of the [`EmbedPool`] for batch
+//! sizes and thread layouts, on a synthetic corpus shaped like MillionX posts and orders (no cache hits: every
+//! text is distinct and the cache is off).
+//!
+//! `cargo run --release -p millionx-embed --bin embed-bench -- [--sentences N] [--batches 8,32,128]`
+//!
+//! Each configuration runs in a child process of this binary, because candle fixes its intra-op thread count
+//! (`RAYON_NUM_THREADS`) when its thread pool first starts. Prints a markdown table.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use millionx_dataflow::catalog::PRODUCTS;
+use millionx_dataflow::City;
+use millionx_embed::{EmbedPool, PoolConfig};
+
+/// The allocator of the `millionx` binary, so the figures match the pipeline's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const TEMPLATES: [&str; 12] = [
+    "Just got my {p} delivered in {c}, loving it!",
+    "Anyone know where to buy a good {p} in {c}? Need it before Eid",
+    "{p} price went up again... {c} shops are crazy this week",
+    "Review: the {p} is worth every taka, delivery to {c} took two days and the seller answered every question #deal",
+    "Flash sale on {p} limited stock {n} left",
+    "My {p} stopped working after {n} days. Refund please, I am in {c} and nobody answers the hotline",
+    "vai {p} ta kemon? {c} e kothay pabo? dam koto?",
+    "Alhamdulillah {p} ta valo, {c} e delivery fast chilo",
+    "আজ {c} এ খুব গরম! {p} কিনলাম",
+    "{p} {k}",
+    "{p} {k}",
+    "Call me at [PHONE] if you want to resell your {p}, pickup from {c} only, price negotiable for quick sale",
+];
+
+/// Deterministic corpus: `n` distinct texts.
+fn corpus(n: usize) -> Vec<String> {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        // SplitMix64 (Steele, Lea, Flood 2014): a fixed, seedable sequence for the benchmark corpus.
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    (0..n)
+        .map(|i| {
+            let t = TEMPLATES[(next() % TEMPLATES.len() as u64) as usize];
+            let p = &PRODUCTS[(next() % PRODUCTS.len() as u64) as usize];
+            let c = City::ALL[(next() % City::ALL.len() as u64) as usize];
+            let text = t
+                .replace("{p}", p.name)
+                .replace("{c}", c.name())
+                .replace("{k}", p.category.name())
+                .replace("{n}", &(2 + next() % 9).to_string());
+            // A counter keeps every text distinct without changing its length class.
+            format!("{text} #{i}")
+        })
+        .collect()
+}
+
+/// User + system CPU time of this process, from /proc/self/stat (clock ticks of 10 ms, Linux USER_HZ = 100).
+fn cpu_time() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // Fields 14 and 15 of proc(5) are utime and stime; `after` starts at field 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn arg_value(args: &[String], name: &str) -> Option<String> {
+    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn child(args: &[String]) -> Result<(), String> {
+    let n: usize = arg_value(args, "--sentences").and_then(|v| v.parse().ok()).unwrap_or(512);
+    let batch: usize = arg_value(args, "--batch").and_then(|v| v.parse().ok()).ok_or("--batch N required")?;
+    let threads: usize = arg_value(args, "--threads").and_then(|v| v.parse().ok()).ok_or("--threads N required")?;
+    let embedder = Arc::new(millionx_embed::cli::load_model(None).map_err(|e| e.to_string())?);
+    let texts = corpus(n);
+    let tokens: usize = texts.iter().map(|t| embedder.token_count(t).unwrap_or(0)).sum();
+    let config = PoolConfig { threads, queue_capacity: n.max(1), max_batch: batch, cache_capacity: 0 };
+    let pool = EmbedPool::start(embedder, config).map_err(|e| e.to_string())?;
+    let mut client = pool.client(None);
+    // Warm-up outside the timing: one batch of other texts.
+    let warm: Vec<(u64, String)> =
+        corpus(n + batch).split_off(n).into_iter().enumerate().map(|(i, t)| (i as u64, t)).collect();
+    client.submit(&warm).map_err(|e| e.to_string())?;
+    for _ in 0..warm.len() {
+        client.wait(Duration::from_secs(600)).ok_or("warm-up timed out")?;
+    }
+    let items: Vec<(u64, &str)> = texts.iter().enumerate().map(|(i, t)| (i as u64, t.as_str())).collect();
+    let cpu0 = cpu_time().ok_or("cannot read /proc/self/stat")?;
+    let t0 = Instant::now();
+    let accepted = client.submit(&items).map_err(|e| e.to_string())?;
+    if accepted != n {
+        return Err(format!("queue accepted {accepted} of {n}"));
+    }
+    for _ in 0..n {
+        let (_, v) = client.wait(Duration::from_secs(600)).ok_or("timed out")?;
+        v.ok_or("a batch failed")?;
+    }
+    let wall = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_time().ok_or("cannot read /proc/self/stat")? - cpu0).as_secs_f64();
+    let stats = pool.stats();
+    println!(
+        "RESULT {n} {wall:.3} {cpu:.3} {:.1} {} {}",
+        tokens as f64 / n as f64,
+        stats.batch_p50_us,
+        stats.batch_p99_us
+    );
+    Ok(())
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.iter().any(|a| a == "--child") {
+        if let Err(e) = child(&args) {
+            eprintln!("embed-bench: {e}");
+            std::process::exit(1);
+        }
+        return;
+    }
+    let n = arg_value(&args, "--sentences").unwrap_or_else(|| "512".into());
+    let batches = arg_value(&args, "--batches").unwrap_or_else(|| "8,32,128".into());
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("embed-bench: cannot find own executable: {e}");
+            std::process::exit(1);
+        }
+    };
+    // (label, pool threads, intra-op threads)
+    let layouts =
+        [("1 thread", 1usize, 1usize), ("2 threads: 2 pool × 1", 2, 1), ("2 threads: 1 pool × 2 intra-op", 1, 2)];
+    println!("| threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for (label, pool_threads, intra) in layouts {
+        for b in batches.split(',') {
+            let out = Command::new(&exe)
+                .args(["--child", "--sentences", &n, "--batch", b, "--threads", &pool_threads.to_string()])
+                .env("RAYON_NUM_THREADS", intra.to_string())
+                .output();
+            let out = match out {
+                Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+                Ok(o) => {
+                    eprintln!("embed-bench: child failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+                    std::process::exit(1);
+                }
+                Err(e) => {
+                    eprintln!("embed-bench: cannot run child: {e}");
+                    std::process::exit(1);
+                }
+            };
+            let Some(line) = out.lines().find(|l| l.starts_with("RESULT ")) else {
+                eprintln!("embed-bench: child printed no result");
+                std::process::exit(1);
+            };
+            let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+            if f.len() < 6 {
+                eprintln!("embed-bench: bad child result: {line}");
+                std::process::exit(1);
+            }
+            let (count, wall, cpu, mean_tok, p50, p99) = (f[0], f[1], f[2], f[3], f[4], f[5]);
+            println!(
+                "| {label} | {b} | {count} | {mean_tok:.1} | {wall:.2} | {cpu:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                count / wall,
+                count / cpu.max(1e-9),
+                p50 / 1000.0,
+                p99 / 1000.0
+            );
+        }
+    }
+}

@@ -1,0 +1,30 @@
+//! In-process sentence embeddings for MillionX: all-MiniLM-L6-v2 (384 dims, mean pooling, L2-normalised) on
+//! the CPU with candle, off the timely worker threads.
+//!
+//! - [`model`]: finds and loads the model files (`config.json`, `tokenizer.json`, `model.safetensors`) and
+//!   embeds batches ([`Embedder`]).
+//! - [`pool`]: model threads with a bounded queue and a cache by text hash ([`EmbedPool`], [`EmbedClient`]).
+//! - [`operator`]: the timely `embed` operator ([`Embed`]): batching by count and age, a per-record deadline.
+//! - [`text`]: which text of a record is embedded ([`EmbeddingText`]).
+//! - [`index`] and [`cli`]: `millionx embed` and `millionx search` over the file sink's Weaviate batch files.
+//!
+//! See `CONTEXT.md` for the model files, the licence, the benchmark and how to wire it.
+
+pub mod cli;
+pub mod error;
+pub mod index;
+pub mod model;
+pub mod operator;
+pub mod pool;
+pub mod text;
+
+pub use cli::{run_embed, run_search, EmbedArgs, SearchArgs};
+pub use error::EmbedError;
+pub use index::{Hit, LocalIndex};
+pub use model::{
+    cosine, load_from_env, locate_model_dir, prefer_pool_parallelism, Embedder, TextEncoder, DIMS, MODEL_DIR_ENV,
+    MODEL_NAME,
+};
+pub use operator::{Embed, EmbedConfig, EmbedStats};
+pub use pool::{EmbedClient, EmbedPool, PoolConfig, PoolStats};
+pub use text::EmbeddingText;
