@@ -6,16 +6,17 @@ use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
 use crate::config::RunConfig;
 use crate::gen::GenArgs;
-use crate::pipeline::{latency_histogram, run_worker, Settings};
+use crate::pipeline::{latency_histogram, run_worker, Input, Settings};
 use crate::summary::Summary;
 use millionx_sink_snowflake::SnowflakeSink;
+use millionx_source_kafka::{KafkaArgs, ProduceArgs, SourceControl};
 
 /// MillionX stream processor.
 #[derive(Parser, Debug)]
@@ -45,6 +46,18 @@ pub enum Command {
     Embed(millionx_embed::EmbedArgs),
     /// Embed a query and print the nearest stored objects (local index of `out/weaviate`).
     Search(millionx_embed::SearchArgs),
+    /// Load a JSON Lines data set (social.jsonl, market.jsonl, weather.jsonl) into the three Kafka topics.
+    Produce(ProduceArgs),
+}
+
+/// Where `millionx run` reads from.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SourceKind {
+    /// JSON Lines files in `--input`.
+    #[default]
+    File,
+    /// The Kafka topics of the `[kafka]` table / `--brokers`.
+    Kafka,
 }
 
 /// `millionx snowflake`.
@@ -116,6 +129,12 @@ pub struct RunArgs {
     /// counts of a finite run (file replay, tests, the end-to-end Prometheus check).
     #[arg(long, value_name = "SECS", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
     pub metrics_linger: u64,
+    /// Input: JSON Lines files or Kafka.
+    #[arg(long, value_enum, default_value_t = SourceKind::File)]
+    pub source: SourceKind,
+    /// Kafka settings (with `--source kafka`).
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -175,6 +194,13 @@ pub fn main() -> ExitCode {
             }
             Err(Failure::Run(m)) => {
                 eprintln!("error: {m}");
+                ExitCode::from(1)
+            }
+        },
+        Command::Produce(args) => match millionx_source_kafka::run_produce(&args) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e}");
                 ExitCode::from(1)
             }
         },
@@ -314,6 +340,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         None => RunConfig::default(),
     };
     let mut config = run_config.core.clone();
+    let mut kafka = run_config.kafka.clone();
     let weaviate = match args.sink.contains(&SinkChoice::Weaviate) {
         false => None,
         true => {
@@ -336,10 +363,26 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
-    for stream in StreamKind::ALL {
-        millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
-            .map_err(|e| Failure::Usage(e.to_string()))?;
-    }
+    let input = match args.source {
+        SourceKind::File => {
+            for stream in StreamKind::ALL {
+                millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
+                    .map_err(|e| Failure::Usage(e.to_string()))?;
+            }
+            Input::File
+        }
+        SourceKind::Kafka => {
+            args.kafka.apply(&mut kafka).map_err(|e| Failure::Usage(e.to_string()))?;
+            let control = SourceControl::default();
+            // First SIGINT/SIGTERM: stop fetching, drain, flush, commit, exit 0. A second one exits at once (1).
+            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+                signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&control.stop))
+                    .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&control.stop)))
+                    .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
+            }
+            Input::Kafka { config: Box::new(kafka), control }
+        }
+    };
     let pii_key = pii_key().map_err(Failure::Usage)?;
     if args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
@@ -372,7 +415,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(server) = &server {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
     }
-    let settings = Settings { config: config.clone(), pii_key, weaviate, snowflake, embed, embed_config, metrics };
+    let settings =
+        Settings { config: config.clone(), pii_key, input, weaviate, snowflake, embed, embed_config, metrics };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);

@@ -6,6 +6,7 @@ use std::path::Path;
 use millionx_dataflow::config::{Config, ConfigError};
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_weaviate::WeaviateConfig;
+use millionx_source_kafka::KafkaConfig;
 
 /// Every table of the run configuration.
 #[derive(Clone, Debug, Default)]
@@ -16,6 +17,8 @@ pub struct RunConfig {
     pub weaviate: Option<WeaviateConfig>,
     /// `[snowflake]`: where `--sink snowflake` writes (required for that sink).
     pub snowflake: Option<SnowflakeConfig>,
+    /// `[kafka]`: the Kafka source and DLQ producer (defaults when absent; used with `--source kafka`).
+    pub kafka: KafkaConfig,
 }
 
 fn prefixed(table: &str, e: impl std::fmt::Display, key: Option<&str>) -> ConfigError {
@@ -50,8 +53,10 @@ impl RunConfig {
             }
             Some(_) => return Err(ConfigError { key: "snowflake".into(), reason: "must be a table".into() }),
         };
+        let kafka = KafkaConfig::from_table(table.remove("kafka"))
+            .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
         let core_text = toml::to_string(&table).map_err(|e| prefixed("(file)", e, None))?;
-        Ok(RunConfig { core: Config::from_toml(&core_text)?, weaviate, snowflake })
+        Ok(RunConfig { core: Config::from_toml(&core_text)?, weaviate, snowflake, kafka })
     }
 
     /// Reads and parses a TOML file.
@@ -79,5 +84,9 @@ mod tests {
         let e = RunConfig::from_toml("[weaviate]\nurll = \"x\"\n").expect_err("typo");
         assert!(e.to_string().contains("urll"), "{e}");
         assert!(RunConfig::from_toml("").expect("empty").weaviate.is_none());
+        let c = RunConfig::from_toml("[kafka]\nbrokers = \"k:9092\"\n").expect("kafka");
+        assert_eq!(c.kafka.brokers, "k:9092");
+        let e = RunConfig::from_toml("[kafka]\nepoch_messages = 0\n").expect_err("bad");
+        assert_eq!(e.key, "kafka.epoch_messages");
     }
 }

@@ -42,9 +42,12 @@ use millionx_sink_format::snowflake::{RowEncoder, Table};
 use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_snowflake::SnowflakeSink;
+use millionx_sink_util::BatchWriter;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
+use millionx_source_kafka::dlq::KafkaWriter;
+use millionx_source_kafka::{kafka_source, KafkaConfig, KafkaSourceHandle, SourceControl};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -59,6 +62,8 @@ pub struct Settings {
     pub pii_key: Vec<u8>,
     /// The Prometheus metrics every worker counts into (per batch).
     pub metrics: Metrics,
+    /// Where the records come from.
+    pub input: Input,
     /// Write the Weaviate classes to this server instead of files.
     pub weaviate: Option<WeaviateConfig>,
     /// Write the Snowflake tables to this account instead of files.
@@ -67,6 +72,20 @@ pub struct Settings {
     pub embed: Option<EmbedPool>,
     /// Embedding batch and deadline settings.
     pub embed_config: EmbedConfig,
+}
+
+/// The pipeline's input.
+#[derive(Clone, Debug)]
+pub enum Input {
+    /// JSON Lines replay of `config.input.dir`.
+    File,
+    /// The Kafka topics of `config`; `control` carries the shutdown flag shared by every worker.
+    Kafka {
+        /// The `[kafka]` settings (flags applied).
+        config: Box<KafkaConfig>,
+        /// Shutdown flag and epoch hint shared by the process's workers.
+        control: SourceControl,
+    },
 }
 
 /// What one worker hands back when the run ends.
@@ -113,6 +132,24 @@ fn sink_shape(name: &str) -> (SinkOutput, &'static [&'static str]) {
 }
 
 impl SinkFactory {
+    /// The counters, latency histogram, error list and metrics of the sink `name`.
+    fn context(&mut self, name: &str, record_latency: bool) -> SinkContext {
+        let stats = Rc::new(RefCell::new(SinkStats::default()));
+        self.stats.insert(name.to_owned(), Rc::clone(&stats));
+        SinkContext {
+            name: name.to_owned(),
+            stats,
+            latency: record_latency.then(|| Rc::clone(&self.latency)),
+            errors: Arc::clone(&self.errors),
+            metrics: Some({
+                let (output, streams) = sink_shape(name);
+                let m = self.metrics.sink(name);
+                m.init(output, streams);
+                (m, output)
+            }),
+        }
+    }
+
     fn sink<'scope, T, E>(
         &mut self,
         stream: Stream<'scope, Epoch, Vec<Arc<T>>>,
@@ -125,20 +162,7 @@ impl SinkFactory {
         T: SinkRecord + 'static,
         E: Encoder<T> + 'static,
     {
-        let stats = Rc::new(RefCell::new(SinkStats::default()));
-        self.stats.insert(folder.to_owned(), Rc::clone(&stats));
-        let ctx = SinkContext {
-            name: folder.to_owned(),
-            stats,
-            latency: record_latency.then(|| Rc::clone(&self.latency)),
-            errors: Arc::clone(&self.errors),
-            metrics: Some({
-                let (output, streams) = sink_shape(folder);
-                let m = self.metrics.sink(folder);
-                m.init(output, streams);
-                (m, output)
-            }),
-        };
+        let ctx = self.context(folder, record_latency);
         let table =
             folder.strip_prefix("snowflake/").and_then(|name| Table::ALL.into_iter().find(|t| t.name() == name));
         if let (Some(sf), Some(table)) = (&self.snowflake, table) {
@@ -151,6 +175,23 @@ impl SinkFactory {
         let writer = FileWriter::new(folder, self.out.join(folder), self.worker, ext)
             .map_err(|e| format!("{folder}: cannot start the I/O thread: {e}"))?;
         Ok(stream.batch_sink(ctx, self.policy, encoder, writer))
+    }
+
+    /// A sink writing through `writer` (no file).
+    fn sink_to<'scope, T, E, W>(
+        &mut self,
+        stream: Stream<'scope, Epoch, Vec<Arc<T>>>,
+        name: &str,
+        encoder: E,
+        writer: W,
+    ) -> Stream<'scope, Epoch, Vec<DeadLetter>>
+    where
+        T: SinkRecord + 'static,
+        E: Encoder<T> + 'static,
+        W: BatchWriter + 'static,
+    {
+        let ctx = self.context(name, false);
+        stream.batch_sink(ctx, self.policy, encoder, writer)
     }
 }
 
@@ -275,11 +316,14 @@ pub fn run_worker(
     // Epochs in flight: the newest epoch a source has started minus the sinks' acknowledged frontier.
     let metrics = settings.metrics.clone();
     let started = Rc::new(Cell::new(None::<Epoch>));
-    let acked = ProbeHandle::<Epoch>::new();
     metrics.init_worker(index);
     for (stream, enriched) in [("social", true), ("market", true), ("weather", false)] {
         metrics.init_stream(stream, enriched);
     }
+    // Every sink's acknowledged progress (the frontier of its dead-letter output): Kafka offsets are committed
+    // behind it.
+    let ack = ProbeHandle::<Epoch>::new();
+    let mut kafka_handle: Option<KafkaSourceHandle> = None;
 
     worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| -> Result<(), String> {
         let tracker = || Watermarks::new(cfg.watermark.lateness());
@@ -305,9 +349,29 @@ pub fn run_worker(
             let bad = count(bad, move |d| m.records_in(name, d.len() as u64));
             Ok::<_, String>((lines, bad))
         };
-        let (social_lines, social_bad) = source(StreamKind::Social)?;
-        let (market_lines, market_bad) = source(StreamKind::Market)?;
-        let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+        let (social_lines, market_lines, weather_lines, source_bad, idle_reports, partitions) = match &settings.input {
+            Input::File => {
+                let (social_lines, social_bad) = source(StreamKind::Social)?;
+                let (market_lines, market_bad) = source(StreamKind::Market)?;
+                let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+                let bad = scope.concatenate([social_bad, market_bad, weather_bad]);
+                let partitions: BTreeMap<StreamKind, Vec<u32>> =
+                    StreamKind::ALL.iter().map(|s| (*s, vec![0])).collect();
+                (social_lines, market_lines, weather_lines, bad, None, partitions)
+            }
+            Input::Kafka { config: kafka, control } => {
+                let (mut streams, handle) =
+                    kafka_source(scope, kafka, cfg.input.max_message_bytes, ack.clone(), control.clone())
+                        .map_err(|e| e.to_string())?;
+                kafka_handle = Some(handle);
+                let mut take =
+                    |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
+                let (social, market, weather) =
+                    (take(StreamKind::Social)?, take(StreamKind::Market)?, take(StreamKind::Weather)?);
+                (social, market, weather, streams.dead, Some(streams.idle_reports), streams.partitions)
+            }
+        };
+        let parts = |s: StreamKind| partitions.get(&s).cloned().unwrap_or_default();
 
         // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
         let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
@@ -315,13 +379,13 @@ pub fn run_worker(
         let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
 
         let reader = index as u32;
-        let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope
-            .concatenate([
-                post_metas.clone().watermark_reports(StreamKind::Social, vec![0], reader),
-                order_metas.clone().watermark_reports(StreamKind::Market, vec![0], reader),
-                reading_metas.clone().watermark_reports(StreamKind::Weather, vec![0], reader),
-            ])
-            .broadcast();
+        let mut report_streams = vec![
+            post_metas.clone().watermark_reports(StreamKind::Social, parts(StreamKind::Social), reader),
+            order_metas.clone().watermark_reports(StreamKind::Market, parts(StreamKind::Market), reader),
+            reading_metas.clone().watermark_reports(StreamKind::Weather, parts(StreamKind::Weather), reader),
+        ];
+        report_streams.extend(idle_reports);
+        let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope.concatenate(report_streams).broadcast();
 
         let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
         let (posts_unique, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker(), horizon_ms);
@@ -383,9 +447,8 @@ pub fn run_worker(
         let m = metrics.clone();
         let orders_out = count(orders_out, move |d| count_enriched(&m, d));
 
-        let rejected = scope
-            .concatenate([social_bad, market_bad, weather_bad, posts_rejected, orders_rejected, readings_rejected])
-            .map(Arc::new);
+        let rejected =
+            scope.concatenate([source_bad, posts_rejected, orders_rejected, readings_rejected]).map(Arc::new);
 
         let observations = scope.concatenate([
             observe(&post_metas, |m| Observation::Valid { stream: StreamKind::Social, event_time: m.event_time }),
@@ -483,18 +546,31 @@ pub fn run_worker(
             )?,
             sinks.sink(quality, "quality", "ndjson", QualityEncoder, false)?,
         ];
+        for d in &sink_dead {
+            d.clone().probe_with(&ack);
+        }
         let dead_letters = scope.concatenate(sink_dead).map(Arc::new).concat(rejected);
         let m = metrics.clone();
         let dead_letters = count(dead_letters, move |d| count_dead_letters(&m, d));
-        sinks
-            .sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?
-            .probe_with(&acked);
+        let dlq_ack = match &settings.input {
+            Input::File => {
+                sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::File), false)?
+            }
+            Input::Kafka { config: kafka, .. } if kafka.produce_dlq => {
+                let writer = KafkaWriter::new("dlq", kafka, index).map_err(|e| e.to_string())?;
+                sinks.sink_to(dead_letters, "dlq", DeadLetterEncoder::new(SourceNaming::Kafka), writer)
+            }
+            Input::Kafka { .. } => {
+                sinks.sink(dead_letters, "dlq", "ndjson", DeadLetterEncoder::new(SourceNaming::Kafka), false)?
+            }
+        };
+        dlq_ack.probe_with(&ack);
         Ok(())
     })?;
 
     let mut last_in_flight = 0u64;
     while worker.step_or_park(Some(Duration::from_millis(20))) {
-        let acked_from = acked.with_frontier(|f| f.iter().min().copied());
+        let acked_from = ack.with_frontier(|f| f.iter().min().copied());
         let in_flight = match (started.get(), acked_from) {
             (Some(newest), Some(oldest)) => (newest + 1).saturating_sub(oldest),
             _ => 0,
@@ -511,6 +587,10 @@ pub fn run_worker(
     }
     if let Some(e) = errors.lock().ok().and_then(|e| e.first().cloned()) {
         return Err(e.to_string());
+    }
+    // Every sink flushed and acknowledged everything: commit the next offset of every partition read.
+    if let Some(h) = kafka_handle {
+        h.finish().map_err(|e| format!("kafka source: {e}"))?;
     }
 
     metrics.epochs_in_flight(index, 0);

@@ -1,0 +1,31 @@
+//! Kafka in and out for MillionX.
+//!
+//! - [`source::kafka_source`]: one rdkafka consumer per timely worker. The partitions of the three input
+//!   topics are assigned to workers deterministically ([`assign::assignment`]; manual `assign`, no group
+//!   rebalances), starting at the group's committed offsets (else `auto.offset.reset`).
+//! - Epochs come from offsets: a message at offset `o` belongs to epoch `max(o / epoch_messages, c)`, where `c`
+//!   is the source's capability. For data already in the topics this is `o / epoch_messages`, the same rule as
+//!   the file source's `line / epoch_lines`, so a replay from Kafka gives the file replay's results.
+//!   The capability follows the slowest partition that still has data; once every partition is caught up it
+//!   moves past everything emitted, so those epochs complete and get committed.
+//! - Offsets are committed ([`ledger::OffsetLedger`]) as the next offset to read, per partition, only once
+//!   the sinks' acknowledged frontier (a probe on every sink's dead-letter output) has passed every epoch that
+//!   holds an earlier message. Auto-commit and the offset store are off.
+//! - Backpressure: a partition is paused while its next epoch is more than `max_epochs_unacknowledged`
+//!   ahead of the acknowledged frontier; librdkafka's prefetch is bounded by `fetch_buffer_kib`.
+//! - Dead letters at the source: tombstones (`parse_error`), oversize (`too_large`), key-less (`missing_key`),
+//!   non-UTF-8 (`bad_encoding`). Empty payloads are passed on and fail validation as `parse_error`.
+//! - [`dlq::KafkaWriter`]: a `BatchWriter` producing dead letters with an idempotent producer, reason and
+//!   source coordinates as headers.
+//! - [`produce::run_produce`]: `millionx produce`, loads a data set into the topics.
+
+pub mod assign;
+pub mod config;
+pub mod dlq;
+pub mod ledger;
+pub mod produce;
+pub mod source;
+
+pub use config::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
+pub use produce::{run_produce, ProduceArgs};
+pub use source::{kafka_source, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl};

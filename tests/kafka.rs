@@ -1,0 +1,322 @@
+//! Kafka in and out against a real Kafka-protocol broker (tansu, installed by .ci/setup.d/50-kafka.sh).
+//! Each test starts its own broker on a free 127.0.0.1 port and FAILS when the broker binary is missing.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{canonical, ndjson};
+use serde_json::Value;
+
+/// The binary under test: `MILLIONX_BIN` when set (a private copy, when a shared target directory is rebuilt by
+/// other checkouts), else Cargo's.
+fn bin() -> PathBuf {
+    std::env::var_os("MILLIONX_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(common::bin()))
+}
+
+fn run_ok(args: &[&str]) -> std::process::Output {
+    let out = Command::new(bin()).args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
+    assert!(
+        out.status.success(),
+        "millionx {args:?} failed:\nstdout:{}\nstderr:{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+const TOPICS: [&str; 4] = ["validated.social", "validated.market", "context.weather", "dlq.millionx"];
+
+fn tansu() -> PathBuf {
+    if let Ok(p) = std::env::var("MILLIONX_TANSU") {
+        return PathBuf::from(p);
+    }
+    let installed = PathBuf::from("/opt/millionx-tools/bin/tansu");
+    if installed.exists() {
+        return installed;
+    }
+    panic!(
+        "tansu (the Kafka-protocol broker) is not installed: run `bash .ci/setup.d/50-kafka.sh` or set MILLIONX_TANSU"
+    );
+}
+
+/// A broker on 127.0.0.1, killed on drop.
+struct Broker {
+    child: Child,
+    addr: String,
+}
+
+impl Broker {
+    fn start(partitions: u32) -> Broker {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let url = format!("tcp://{addr}");
+        let child = Command::new(tansu())
+            .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
+            .args(["--storage-engine", "memory://tansu/"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start tansu");
+        let broker = Broker { child, addr };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(&broker.addr).is_err() {
+            assert!(Instant::now() < deadline, "tansu did not listen on {} within 20 s", broker.addr);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        for t in TOPICS {
+            let status = Command::new(tansu())
+                .args(["topic", "create", t, "--broker", &url, "--partitions", &partitions.to_string()])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success(), "creating topic {t}");
+        }
+        broker
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn gen(dir: &Path, social: usize, market: usize) {
+    run_ok(&["gen", "--out", dir.to_str().unwrap(), "--social", &social.to_string(), "--market", &market.to_string()]);
+}
+
+fn write_config(dir: &Path, extra: &str) -> PathBuf {
+    let p = dir.join("millionx.toml");
+    std::fs::write(
+        &p,
+        format!("[input]\nepoch_lines = 500\n\n[batch]\nmax_records = 400\nmax_age_ms = 200\n\n[kafka]\nepoch_messages = 500\nidle_ms = 500\n{extra}"),
+    )
+    .unwrap();
+    p
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Dead letters keyed the same way for both sources: `{file, line}` → `{topic, partition 0, offset line-1}`.
+fn normalise_dlq(sets: &mut BTreeMap<String, Vec<String>>) {
+    let file_topic = |f: &str| match f {
+        "social.jsonl" => "validated.social",
+        "market.jsonl" => "validated.market",
+        "weather.jsonl" => "context.weather",
+        other => panic!("unknown file {other}"),
+    };
+    let mut out: Vec<String> = sets["dlq"]
+        .iter()
+        .map(|l| {
+            let mut v: Value = serde_json::from_str(l).unwrap();
+            let src = v["source"].clone();
+            if let Some(f) = src.get("file") {
+                let line = src["line"].as_u64().unwrap();
+                v["source"] =
+                    serde_json::json!({"topic": file_topic(f.as_str().unwrap()), "partition": 0, "offset": line - 1});
+            }
+            v.to_string()
+        })
+        .collect();
+    out.sort();
+    sets.insert("dlq".into(), out);
+}
+
+fn rows(sets: &BTreeMap<String, Vec<String>>) -> usize {
+    sets.values().map(Vec::len).sum()
+}
+
+#[test]
+fn kafka_replay_with_two_workers_equals_the_file_replay_and_commits_the_end() {
+    let broker = Broker::start(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 3000, 3000);
+    let config = write_config(tmp.path(), "");
+    run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
+
+    let out_file = tmp.path().join("out-file");
+    run_ok(&["run", "-w", "2", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    let out_kafka = tmp.path().join("out-kafka");
+    let k = ["--source", "kafka", "--brokers", &broker.addr, "--group", "accept", "--exit-at-end"];
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out_kafka)][..], &k[..]].concat());
+
+    let mut want = canonical(&out_file);
+    normalise_dlq(&mut want);
+    let got = canonical(&out_kafka);
+    assert!(want["SOCIAL_POSTS"].len() > 2000 && want["dlq"].len() > 50, "the data set exercises every output");
+    for (name, rows) in &want {
+        assert_eq!(rows.len(), got[name].len(), "{name}: row count");
+        assert!(rows == &got[name], "{name}: Kafka rows differ from the file rows");
+    }
+
+    // Offsets were committed at the end of every partition: the same group reads nothing more.
+    let out_again = tmp.path().join("out-again");
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out_again)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out_again)), 0, "a rerun of the group re-read committed messages");
+
+    // A new group starts from the earliest offsets again (auto.offset.reset = earliest).
+    let out_new = tmp.path().join("out-new");
+    let k2 = ["--source", "kafka", "--brokers", &broker.addr, "--group", "fresh", "--exit-at-end", "-w", "1"];
+    run_ok(&[&["run", "--config", s(&config), "--out", s(&out_new)][..], &k2[..]].concat());
+    assert_eq!(canonical(&out_new)["SOCIAL_POSTS"], got["SOCIAL_POSTS"]);
+}
+
+fn ids(dir: &Path, table: &str, key: &str) -> BTreeSet<String> {
+    ndjson(&dir.join("snowflake").join(table)).iter().map(|r| r[key].as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
+    let broker = Broker::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 20000, 20000);
+    // Small epochs and a tight in-flight bound: the run takes long enough to be killed mid-way.
+    let config = write_config(tmp.path(), "max_epochs_unacknowledged = 2\nmax_poll_records = 200\n");
+    run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
+    let out_file = tmp.path().join("out-file");
+    run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+
+    let out1 = tmp.path().join("out-1");
+    let mut child = Command::new(bin())
+        .args(["run", "-w", "2", "--config", s(&config), "--out", s(&out1)])
+        .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "kill", "--exit-at-end"])
+        .env("MILLIONX_PII_KEY", "test-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill once some rows are written (at a point that depends on scheduling, not on a fixed line).
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while common::files(&out1.join("snowflake")).len() < 4 {
+        assert!(child.try_wait().unwrap().is_none(), "the run ended before it could be killed");
+        assert!(Instant::now() < deadline, "no output within 60 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let partial = ids(&out1, "SOCIAL_POSTS", "POST_ID");
+
+    let out2 = tmp.path().join("out-2");
+    let k = ["--source", "kafka", "--brokers", &broker.addr, "--group", "kill", "--exit-at-end"];
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out2)][..], &k[..]].concat());
+    for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
+        let want = ids(&out_file, table, key);
+        let got: BTreeSet<String> = ids(&out1, table, key).union(&ids(&out2, table, key)).cloned().collect();
+        assert_eq!(got.len(), want.len(), "{table}: ids in the effective result");
+        assert!(got == want, "{table}: ids differ from the file replay");
+    }
+    assert!(!partial.is_empty() && partial.len() < ids(&out_file, "SOCIAL_POSTS", "POST_ID").len(), "killed mid-run");
+
+    // Committed offsets are at the end of every partition: the group reads nothing more.
+    let out3 = tmp.path().join("out-3");
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out3)), 0);
+}
+
+fn signal(pid: u32, sig: &str) {
+    let status = Command::new("kill").args([sig, &pid.to_string()]).status().unwrap();
+    assert!(status.success(), "kill {sig} {pid}");
+}
+
+fn written(dir: &Path) -> usize {
+    ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&dir.join("snowflake").join(t)).len()).sum()
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains() {
+    let input = Broker::start(2);
+    let dlq = Broker::start(1);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 20000, 20000);
+    let config = write_config(
+        tmp.path(),
+        &format!("max_epochs_unacknowledged = 2\nproduce_dlq = true\ndlq_brokers = \"{}\"\n", dlq.addr),
+    );
+    run_ok(&["produce", "--input", s(&data), "--brokers", &input.addr]);
+    let out_file = tmp.path().join("out-file");
+    run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    let total = written(&out_file);
+
+    // The DLQ broker stalls (SIGSTOP): the DLQ sink cannot acknowledge its first batch.
+    signal(dlq.child.id(), "-STOP");
+    let out1 = tmp.path().join("out-1");
+    let spawn = |out: &Path| {
+        Command::new(bin())
+            .args(["run", "-w", "2", "--config", s(&config), "--out", s(out)])
+            .args(["--source", "kafka", "--brokers", &input.addr, "--group", "stall"])
+            .env("MILLIONX_PII_KEY", "test-key")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let mut child = spawn(&out1);
+    std::thread::sleep(Duration::from_secs(6));
+    let (rows_a, rss_a) = (written(&out1), rss_kib(child.id()));
+    std::thread::sleep(Duration::from_secs(4));
+    let (rows_b, rss_b) = (written(&out1), rss_kib(child.id()));
+    assert!(child.try_wait().unwrap().is_none(), "the run must wait for the stalled sink, not fail");
+    assert_eq!(rows_a, rows_b, "consumption continued while the DLQ sink was stalled");
+    assert!(rows_b < total / 2, "paused early: {rows_b} of {total} rows written");
+    assert!(rss_b < 400 * 1024 && rss_b <= rss_a + 32 * 1024, "memory grew while paused: {rss_a} → {rss_b} KiB");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    signal(dlq.child.id(), "-CONT");
+
+    // Nothing was committed past the stall (every epoch had a dead letter): the group re-reads everything.
+    // This run is live (no --exit-at-end) and stops on SIGINT once caught up: flush, commit, exit 0.
+    let out2 = tmp.path().join("out-2");
+    let mut child = spawn(&out2);
+    // Caught up: rows stop growing. Records after the last weather reading wait for the weather watermark
+    // (live semantics) until the shutdown ends the inputs.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    let (mut last, mut stable_since) = (0, Instant::now());
+    loop {
+        assert!(child.try_wait().unwrap().is_none(), "the live run ended by itself");
+        assert!(Instant::now() < deadline, "did not catch up: {} of {total} rows", written(&out2));
+        let now = written(&out2);
+        if now != last {
+            (last, stable_since) = (now, Instant::now());
+        } else if now * 10 >= total * 9 && stable_since.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    signal(child.id(), "-INT");
+    let started = Instant::now();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGINT must drain and exit 0, got {status}");
+    assert!(started.elapsed() < Duration::from_secs(30), "shutdown took {:?}", started.elapsed());
+    for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
+        assert_eq!(ids(&out2, table, key), ids(&out_file, table, key), "{table}");
+    }
+    // The dead letters went to the DLQ topic, not to files.
+    assert!(common::files(&out2.join("dlq")).is_empty());
+
+    // The SIGINT shutdown committed the end of every partition.
+    let out3 = tmp.path().join("out-3");
+    let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "stall", "--exit-at-end"];
+    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out3)), 0);
+}
