@@ -360,6 +360,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(o) = &args.out {
         config.output.dir = o.clone();
     }
+    // `MILLIONX_METRICS_LISTEN` overrides the config file's address (containers, parallel test runs);
+    // `--metrics-listen` / `--no-metrics` override both.
+    if let Some(listen) = std::env::var("MILLIONX_METRICS_LISTEN").ok().filter(|v| !v.is_empty()) {
+        config.metrics.listen = listen;
+    }
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;

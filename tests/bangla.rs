@@ -29,7 +29,7 @@ fn contents(out: &Path) -> BTreeMap<String, String> {
 fn the_embedded_default_keeps_the_samples_own_bangla_posts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
-    let run = std::process::Command::new(bin())
+    let run = command()
         .args(["run", "--out", out.to_str().unwrap()])
         .current_dir(repo())
         .env("MILLIONX_PII_KEY", "test-key")

@@ -10,17 +10,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{canonical, ndjson};
+use common::{canonical, command, ndjson};
 use serde_json::Value;
 
-/// The binary under test: `MILLIONX_BIN` when set (a private copy, when a shared target directory is rebuilt by
-/// other checkouts), else Cargo's.
-fn bin() -> PathBuf {
-    std::env::var_os("MILLIONX_BIN").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(common::bin()))
-}
-
 fn run_ok(args: &[&str]) -> std::process::Output {
-    let out = Command::new(bin()).args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
+    let out = command().args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
     assert!(
         out.status.success(),
         "millionx {args:?} failed:\nstdout:{}\nstderr:{}",
@@ -188,7 +182,7 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
     run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
 
     let out1 = tmp.path().join("out-1");
-    let mut child = Command::new(bin())
+    let mut child = command()
         .args(["run", "-w", "2", "--config", s(&config), "--out", s(&out1)])
         .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "kill", "--exit-at-end"])
         .env("MILLIONX_PII_KEY", "test-key")
@@ -262,7 +256,7 @@ fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains()
     signal(dlq.child.id(), "-STOP");
     let out1 = tmp.path().join("out-1");
     let spawn = |out: &Path| {
-        Command::new(bin())
+        command()
             .args(["run", "-w", "2", "--config", s(&config), "--out", s(out)])
             .args(["--source", "kafka", "--brokers", &input.addr, "--group", "stall"])
             .env("MILLIONX_PII_KEY", "test-key")

@@ -353,7 +353,7 @@ fn results_do_not_depend_on_the_number_of_workers_or_processes() {
     std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
     let config = dir.path().join("small.toml");
     let spawn = |p: &str| {
-        std::process::Command::new(bin())
+        command()
             .args([
                 "run",
                 "--input",

@@ -29,9 +29,15 @@ pub fn shared(rel: &str, test: &str) -> Option<PathBuf> {
     None
 }
 
+/// `millionx` with the test key and /metrics on a free port (tests run in parallel).
+pub fn command() -> Command {
+    let mut c = Command::new(bin());
+    c.env("MILLIONX_PII_KEY", "test-key").env("MILLIONX_METRICS_LISTEN", "127.0.0.1:0");
+    c
+}
+
 pub fn millionx(args: &[&str]) -> Output {
-    let out = Command::new(bin()).args(args).env("MILLIONX_PII_KEY", "test-key").output().expect("run millionx");
-    out
+    command().args(args).output().expect("run millionx")
 }
 
 pub fn run_ok(args: &[&str]) -> Output {
