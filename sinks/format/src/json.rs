@@ -2,6 +2,25 @@
 
 use serde::Serialize;
 
+/// The RFC 3339 text of the current millisecond (`INGESTED_AT`, `ingestedAt`), formatted once per ms.
+#[derive(Debug, Default)]
+pub struct IngestedAt {
+    ms: i64,
+    text: String,
+}
+
+impl IngestedAt {
+    /// Wall-clock now as RFC 3339 UTC.
+    pub fn now(&mut self) -> &str {
+        let ms = (millionx_dataflow::time::now_unix_ns() / 1_000_000) as i64;
+        if ms != self.ms || self.text.is_empty() {
+            self.ms = ms;
+            self.text = millionx_dataflow::EventTime(ms).to_rfc3339();
+        }
+        &self.text
+    }
+}
+
 /// Writes `{"K":v,...}` into a byte buffer. Keys are trusted static ASCII; values go through serde_json.
 pub struct ObjectWriter<'a> {
     out: &'a mut Vec<u8>,

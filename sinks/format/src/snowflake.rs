@@ -7,10 +7,9 @@
 //! columns. Null values are written as JSON `null`.
 
 use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, Meta, WeatherReading};
-use millionx_dataflow::time::{now_unix_ns, EventTime};
 use millionx_sink_util::{Encoder, Framing};
 
-use crate::json::ObjectWriter;
+use crate::json::{IngestedAt, ObjectWriter};
 
 /// The four tables.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,24 +45,6 @@ impl Table {
             Table::MarketOrders | Table::PriceHistory => &["ORDER_ID"],
             Table::WeatherLogs => &["CITY", "TIMESTAMP"],
         }
-    }
-}
-
-/// Caches the RFC 3339 text of the current millisecond for `INGESTED_AT`.
-#[derive(Debug, Default)]
-struct IngestedAt {
-    ms: i64,
-    text: String,
-}
-
-impl IngestedAt {
-    fn now(&mut self) -> &str {
-        let ms = (now_unix_ns() / 1_000_000) as i64;
-        if ms != self.ms || self.text.is_empty() {
-            self.ms = ms;
-            self.text = EventTime(ms).to_rfc3339();
-        }
-        &self.text
     }
 }
 

@@ -6,11 +6,10 @@
 //! dates are RFC 3339 UTC with `Z`.
 
 use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, Enrichment};
-use millionx_dataflow::time::{now_unix_ns, EventTime};
 use millionx_sink_util::{Encoder, Framing};
 use uuid::Uuid;
 
-use crate::json::ObjectWriter;
+use crate::json::{IngestedAt, ObjectWriter};
 
 /// The batch body framing.
 pub const BATCH_FRAMING: Framing = Framing { open: "{\"objects\":[", separator: ",", close: "]}" };
@@ -47,23 +46,13 @@ pub fn order_id(order_id: &str) -> Uuid {
 /// Encodes objects of one class.
 #[derive(Debug, Default)]
 pub struct ObjectEncoder {
-    ingested_ms: i64,
-    ingested_text: String,
+    ingested_at: IngestedAt,
 }
 
 impl ObjectEncoder {
     /// A new encoder.
     pub fn new() -> ObjectEncoder {
         ObjectEncoder::default()
-    }
-
-    fn ingested_at(&mut self) -> &str {
-        let ms = (now_unix_ns() / 1_000_000) as i64;
-        if ms != self.ingested_ms || self.ingested_text.is_empty() {
-            self.ingested_ms = ms;
-            self.ingested_text = EventTime(ms).to_rfc3339();
-        }
-        &self.ingested_text
     }
 }
 
@@ -120,7 +109,7 @@ impl Encoder<EnrichedOrder> for ObjectEncoder {
 
     fn encode(&mut self, o: &EnrichedOrder, out: &mut Vec<u8>) {
         let e = &o.enrichment;
-        let ingested_at = self.ingested_at().to_owned();
+        let ingested_at = self.ingested_at.now().to_owned();
         let mut w = ObjectWriter::open(out);
         w.field("class", Class::MarketOrder.name()).field("id", &order_id(&o.order_id).to_string());
         w.object("properties", |w| {
