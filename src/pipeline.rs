@@ -288,6 +288,20 @@ fn emitted<T: Enriched>(r: &T) -> Observation {
     }
 }
 
+fn first_error(errors: &Mutex<Vec<SinkError>>) -> Option<String> {
+    errors.lock().ok().and_then(|e| e.first().map(ToString::to_string))
+}
+
+/// Drops the worker's dataflows after a fatal sink error and passes the error on. The failed sink keeps
+/// the capabilities of its unacknowledged batches, so the dataflow can never complete, and timely's
+/// `execute` steps a worker until its dataflows complete: without this the process would hang.
+fn abandon(worker: &mut Worker, error: String) -> String {
+    for id in worker.installed_dataflows() {
+        worker.drop_dataflow(id);
+    }
+    error
+}
+
 /// Builds the graph on `worker` and runs it to completion (or to the first fatal sink error).
 ///
 /// Errors: an input file cannot be opened; a sink failed fatally (the message names it).
@@ -579,14 +593,12 @@ pub fn run_worker(
             last_in_flight = in_flight;
             metrics.epochs_in_flight(index, in_flight);
         }
-        if let Ok(errors) = errors.lock() {
-            if let Some(e) = errors.first() {
-                return Err(e.to_string());
-            }
+        if let Some(e) = first_error(&errors) {
+            return Err(abandon(worker, e));
         }
     }
-    if let Some(e) = errors.lock().ok().and_then(|e| e.first().cloned()) {
-        return Err(e.to_string());
+    if let Some(e) = first_error(&errors) {
+        return Err(abandon(worker, e));
     }
     // Every sink flushed and acknowledged everything: commit the next offset of every partition read.
     if let Some(h) = kafka_handle {

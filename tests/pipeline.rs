@@ -443,3 +443,42 @@ fn bad_flags_and_files_fail_with_one_line_naming_them() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--workers"));
 }
+
+#[test]
+fn a_sink_that_cannot_write_ends_the_run_with_exit_1_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // A Weaviate URL nobody listens on, no retries: the sink's first batch fails fatally.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let config = dir.path().join("run.toml");
+    std::fs::write(
+        &config,
+        format!("[weaviate]\nurl = \"http://127.0.0.1:{port}\"\n[weaviate.retry]\nmax_retries = 0\n"),
+    )
+    .unwrap();
+    for workers in ["1", "2"] {
+        let out = dir.path().join(format!("out-{workers}"));
+        let mut child = common::command()
+            .args(["run", "-w", workers, "--sink", "weaviate", "--config", config.to_str().unwrap()])
+            .args(["--out", out.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                child.kill().unwrap();
+                panic!("-w {workers}: the run hung after a fatal sink error");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        };
+        let mut err = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
+        assert_eq!(status.code(), Some(1), "-w {workers}: {err}");
+        let last = err.trim().lines().last().unwrap_or_default();
+        assert!(last.starts_with("error: weaviate: batch ") && last.contains("gave up"), "-w {workers}: {err}");
+    }
+}

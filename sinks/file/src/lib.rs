@@ -40,10 +40,15 @@ fn path_of(dir: &Path, worker: usize, seq: u64, extension: &str) -> PathBuf {
 fn write_batch(dir: &Path, path: &Path, batch: &EncodedBatch) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
     let tmp = path.with_extension("tmp");
-    let mut f = fs::File::create(&tmp)?;
-    f.write_all(&batch.body)?;
-    f.flush()?;
-    drop(f);
+    let written = fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(&batch.body)?;
+        f.flush()
+    });
+    if let Err(e) = written {
+        // Best effort: a full disk should not also keep the partial file.
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
     fs::rename(&tmp, path)
 }
 
