@@ -159,13 +159,13 @@ pub enum WeatherSourceKind {
 pub struct LiveWeatherArgs {
     /// Weather stream: `input` (weather.jsonl or the Kafka topic) or `owm` (live fetcher; with a file source
     /// the run ends once the files are done and a round covers their newest record).
-    #[arg(long = "weather", value_enum, default_value_t = WeatherSourceKind::Input)]
+    #[arg(long = "weather", id = "weather", value_enum, default_value_t = WeatherSourceKind::Input)]
     pub source: WeatherSourceKind,
     /// Round period with `--weather owm` (overrides `weather.every`; at least 1m) [default: 1h].
-    #[arg(long = "weather-every", value_name = "DURATION", value_parser = millionx_source_weather::cli::parse_every)]
+    #[arg(long = "weather-every", id = "weather_every", value_name = "DURATION", value_parser = millionx_source_weather::cli::parse_every)]
     pub every: Option<std::time::Duration>,
     /// API root with `--weather owm` (overrides `weather.base_url`), e.g. a local replay server.
-    #[arg(long = "weather-base-url", value_name = "URL")]
+    #[arg(long = "weather-base-url", id = "weather_base_url", value_name = "URL")]
     pub base_url: Option<String>,
 }
 
@@ -574,4 +574,32 @@ pub fn write_hgrm(h: &Histogram<u64>, path: &Path) -> std::io::Result<()> {
     writeln!(f, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0)?;
     writeln!(f, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len())?;
     f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_parses_the_live_weather_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "millionx",
+            "run",
+            "--weather",
+            "owm",
+            "--weather-every",
+            "30m",
+            "--weather-base-url",
+            "http://127.0.0.1:1",
+        ])
+        .expect("parses");
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert_eq!(run.live_weather.source, WeatherSourceKind::Owm);
+        assert_eq!(run.live_weather.every, Some(std::time::Duration::from_secs(1800)));
+        assert_eq!(run.live_weather.base_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert!(Cli::try_parse_from(["millionx", "run", "--weather-every", "10s"]).is_err(), "at least 1m");
+        assert!(Cli::try_parse_from(["millionx", "run", "--weather", "darksky"]).is_err());
+    }
 }

@@ -9,8 +9,10 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_millionx")
+/// The binary under test: `$MILLIONX_BIN` when set (a copy taken right after the build, for worktrees that
+/// share one target directory and so one `target/debug/millionx`), else Cargo's.
+pub fn bin() -> String {
+    std::env::var("MILLIONX_BIN").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| env!("CARGO_BIN_EXE_millionx").to_owned())
 }
 
 pub fn repo() -> PathBuf {
