@@ -23,9 +23,14 @@ use serde_json::Value;
 use wiremock::matchers::{method, path, query_param};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-/// 2024-12-15T00:00:00Z, `millionx gen`'s default start, Unix s.
-const T0: i64 = 1_734_220_800;
 const HOUR: i64 = 3600;
+
+/// The data sets' first event time, Unix s: three hours before now, on the hour. Live rounds declare the
+/// wall clock as the weather watermark and the join keeps readings for 7 days behind it, so the records and
+/// readings of a live test are recent, as they are in production.
+fn t0() -> i64 {
+    (jiff::Timestamp::now().as_second() / HOUR - 3) * HOUR
+}
 const KEY: &str = "live-test-key";
 
 /// What the replay server answers for one city.
@@ -196,14 +201,14 @@ fn check_weather_logs(out: &Path, answers: &BTreeMap<City, Answer>) {
 }
 
 /// Readings for every city, `dt` spread over the data set's first hours, distinct values per city.
-fn all_readings() -> BTreeMap<City, Answer> {
+fn all_readings(t0: i64) -> BTreeMap<City, Answer> {
     const CONDITIONS: [&str; 4] = ["Clear", "Haze", "Rain", "Clouds"];
     City::ALL
         .iter()
         .enumerate()
         .map(|(i, c)| {
             let answer = Answer::Reading {
-                dt: T0 + i as i64 * 900,
+                dt: t0 + i as i64 * 900,
                 temp: 18.25 + i as f64,
                 humidity: 60 + i as u8,
                 condition: CONDITIONS[i % CONDITIONS.len()],
@@ -213,8 +218,9 @@ fn all_readings() -> BTreeMap<City, Answer> {
         .collect()
 }
 
-fn gen_data(dir: &Path, weather_file: bool) {
-    ok(&["gen", "--out", s(dir), "--social", "1200", "--market", "1200", "--hours", "2"]);
+fn gen_data(dir: &Path, weather_file: bool, t0: i64) {
+    let start = jiff::Timestamp::from_second(t0).unwrap().to_string();
+    ok(&["gen", "--out", s(dir), "--social", "1200", "--market", "1200", "--hours", "2", "--start", &start]);
     let weather = dir.join("weather.jsonl");
     if weather_file {
         std::fs::write(&weather, "").unwrap();
@@ -266,7 +272,8 @@ fn read_topic(brokers: &str, topic: &str) -> Vec<(i32, i64, Option<String>, Opti
 fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run() {
     let broker = Broker::start(2);
     let rt = runtime();
-    let answers = all_readings();
+    let t0 = t0();
+    let answers = all_readings(t0);
     let server = replay_server(&rt, &answers);
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("millionx.toml");
@@ -323,7 +330,7 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     // A Kafka-fed run (no --exit-at-end): the markers move the weather watermark to the round start, so every
     // record is released while the run is live, enriched as of the published readings.
     let data = tmp.path().join("data");
-    gen_data(&data, true);
+    gen_data(&data, true, t0);
     ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
     let out_file = tmp.path().join("out-file");
     ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
@@ -360,13 +367,14 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
 #[test]
 fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     let rt = runtime();
-    let mut answers = all_readings();
-    answers.insert(City::Rajshahi, Answer::Kelvin { dt: T0 + 1800 });
+    let t0 = t0();
+    let mut answers = all_readings(t0);
+    answers.insert(City::Rajshahi, Answer::Kelvin { dt: t0 + 1800 });
     answers.insert(City::Sylhet, Answer::Unauthorized);
     let server = replay_server(&rt, &answers);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
-    gen_data(&data, false);
+    gen_data(&data, false, t0);
     let config = tmp.path().join("millionx.toml");
     // Sylhet last: after a 401 the fetcher asks for no further city (the key is account-wide).
     std::fs::write(
@@ -409,7 +417,7 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     let (rows, enriched) = check_rows(&out, &answers);
     // Nothing lost: as many records as a replay of the same files with their own weather.
     let with_file = tmp.path().join("data-with-weather");
-    ok(&["gen", "--out", s(&with_file), "--social", "1200", "--market", "1200", "--hours", "2"]);
+    gen_data(&with_file, true, t0);
     let out_file = tmp.path().join("out-file");
     ok(&["run", "--config", s(&config), "--input", s(&with_file), "--out", s(&out_file)]);
     let total = ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&out_file.join("snowflake").join(t)).len()).sum::<usize>();
@@ -434,8 +442,9 @@ fn http_get(addr: &str, path: &str) -> Option<String> {
 #[test]
 fn fetch_every_serves_its_counters_on_metrics() {
     let rt = runtime();
-    let mut answers = all_readings();
-    answers.insert(City::Khulna, Answer::Kelvin { dt: T0 });
+    let t0 = t0();
+    let mut answers = all_readings(t0);
+    answers.insert(City::Khulna, Answer::Kelvin { dt: t0 });
     let server = replay_server(&rt, &answers);
     let tmp = tempfile::tempdir().unwrap();
     let config = tmp.path().join("millionx.toml");
