@@ -196,7 +196,9 @@ fn report_feed(feed: &millionx_source_weather::live::FeedReport, summary: &mut s
     let failures: Vec<serde_json::Value> = feed
         .failures
         .iter()
-        .map(|(round, city, reason)| serde_json::json!({"round": round, "city": city.name(), "reason": reason.as_str()}))
+        .map(
+            |(round, city, reason)| serde_json::json!({"round": round, "city": city.name(), "reason": reason.as_str()}),
+        )
         .collect();
     println!(
         "weather feed (owm): {} round(s), {} reading(s), {} failed city fetch(es); ended: {}",

@@ -25,7 +25,7 @@ use millionx_dataflow::quality::QualityWindow;
 use millionx_dataflow::record::{Enriched, EnrichedOrder, EnrichedPost, PiiReport, WeatherReading};
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
-use millionx_dataflow::{DeadLetter, Epoch, EventTime, RawLine, StreamKind};
+use millionx_dataflow::{DeadLetter, Epoch, EventTime, StreamKind};
 use millionx_embed::{Embed, EmbedConfig, EmbedPool, EmbedStats};
 use millionx_metrics::{Metrics, SinkOutput};
 use millionx_operators::anonymise::Anonymiser;
@@ -49,7 +49,7 @@ use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
 use millionx_source_kafka::dlq::KafkaWriter;
 use millionx_source_kafka::{kafka_source_for, KafkaConfig, KafkaSourceHandle, SourceControl};
-use millionx_source_weather::live::{live_weather, start_feed, EndRule, FeedHandle, FeedReport};
+use millionx_source_weather::live::{live_weather, start_feed, EndRule, FeedHandle, FeedReport, LiveStreams};
 use millionx_source_weather::{ApiKey, WeatherConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
@@ -414,15 +414,9 @@ pub fn run_worker(
                     None => &StreamKind::ALL,
                     Some(_) => &[StreamKind::Social, StreamKind::Market],
                 };
-                let (mut streams, handle) = kafka_source_for(
-                    scope,
-                    kafka,
-                    streams,
-                    cfg.input.max_message_bytes,
-                    ack.clone(),
-                    control.clone(),
-                )
-                .map_err(|e| e.to_string())?;
+                let (mut streams, handle) =
+                    kafka_source_for(scope, kafka, streams, cfg.input.max_message_bytes, ack.clone(), control.clone())
+                        .map_err(|e| e.to_string())?;
                 kafka_handle = Some(handle);
                 let mut take =
                     |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
@@ -444,8 +438,9 @@ pub fn run_worker(
         let (weather_lines, live_reports, weather_parts) = match (weather_lines, live) {
             (Some(lines), _) => (lines, None, parts(StreamKind::Weather)),
             (None, live) => {
-                let (lines, reports, report) = live_source(scope, live, &settings.input, index, &metrics, &post_reports, &order_reports);
-                feed_report = report;
+                let live = live_source(scope, live, &settings.input, index, &metrics, &post_reports, &order_reports);
+                feed_report = (index == 0).then_some(live.report);
+                let (lines, reports) = (live.lines, live.reports);
                 // Worker 0 reads the feed's single partition.
                 (lines, Some(reports), if index == 0 { vec![0] } else { Vec::new() })
             }
@@ -680,9 +675,8 @@ pub fn run_worker(
     })
 }
 
-/// The live weather source on this worker (`--weather owm`): lines, round reports, and (worker 0) the feed's
-/// report. `progress` = the social and market watermark reports (exchanged to worker 0 inside).
-#[allow(clippy::too_many_arguments)]
+/// The live weather source on this worker (`--weather owm`): lines (counted as read), round reports, and the
+/// feed's report (filled on worker 0). Built from the social and market watermark reports.
 fn live_source<'scope>(
     scope: Scope<'scope, Epoch>,
     live: Option<&LiveWeather>,
@@ -691,7 +685,7 @@ fn live_source<'scope>(
     metrics: &Metrics,
     post_reports: &Stream<'scope, Epoch, Vec<WatermarkReport>>,
     order_reports: &Stream<'scope, Epoch, Vec<WatermarkReport>>,
-) -> (Stream<'scope, Epoch, Vec<RawLine>>, Stream<'scope, Epoch, Vec<WatermarkReport>>, Option<Rc<RefCell<FeedReport>>>) {
+) -> LiveStreams<'scope> {
     let feed = match (live, index) {
         (Some(l), 0) => l.feed.lock().ok().and_then(|mut f| f.take()),
         _ => None,
@@ -705,5 +699,5 @@ fn live_source<'scope>(
     let streams = live_weather(scope, feed, progress, end, stop, hint);
     let m = metrics.clone();
     let lines = count(streams.lines, move |d| m.records_in("weather", d.len() as u64));
-    (lines, streams.reports, (index == 0).then_some(streams.report))
+    LiveStreams { lines, ..streams }
 }

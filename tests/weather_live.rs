@@ -150,7 +150,8 @@ fn expected_weather(answers: &BTreeMap<City, Answer>, city: City, t_ms: i64) -> 
     match answers.get(&city)? {
         Answer::Reading { dt, temp, humidity, condition } => {
             let dt_ms = dt * 1000;
-            (dt_ms <= t_ms && t_ms - dt_ms <= 3 * HOUR * 1000).then(|| (condition.to_string(), *temp, u64::from(*humidity)))
+            (dt_ms <= t_ms && t_ms - dt_ms <= 3 * HOUR * 1000)
+                .then(|| (condition.to_string(), *temp, u64::from(*humidity)))
         }
         _ => None,
     }
@@ -159,13 +160,19 @@ fn expected_weather(answers: &BTreeMap<City, Answer>, city: City, t_ms: i64) -> 
 /// Checks the weather columns of every post and order row; returns (rows, enriched rows).
 fn check_rows(out: &Path, answers: &BTreeMap<City, Answer>) -> (usize, usize) {
     let (mut rows, mut enriched) = (0, 0);
-    for (table, city_col, time_col) in [("SOCIAL_POSTS", "CITY", "POSTED_AT"), ("MARKET_ORDERS", "SHIPPING_CITY", "ORDERED_AT")] {
+    for (table, city_col, time_col) in
+        [("SOCIAL_POSTS", "CITY", "POSTED_AT"), ("MARKET_ORDERS", "SHIPPING_CITY", "ORDERED_AT")]
+    {
         for row in ndjson(&out.join("snowflake").join(table)) {
             let city = City::from_name(row[city_col].as_str().unwrap()).expect("a known city");
             let t = unix_ms(row[time_col].as_str().unwrap());
             let got = match &row["WEATHER_CONDITION"] {
                 Value::Null => None,
-                c => Some((c.as_str().unwrap().to_owned(), row["TEMPERATURE"].as_f64().unwrap(), row["HUMIDITY"].as_u64().unwrap())),
+                c => Some((
+                    c.as_str().unwrap().to_owned(),
+                    row["TEMPERATURE"].as_f64().unwrap(),
+                    row["HUMIDITY"].as_u64().unwrap(),
+                )),
             };
             assert_eq!(got, expected_weather(answers, city, t), "{table} row {row}");
             assert_eq!(row["ENRICHED"].as_bool(), Some(got.is_some()), "{table} row {row}");
@@ -229,8 +236,11 @@ fn gen_data(dir: &Path, weather_file: bool, t0: i64) {
     }
 }
 
-/// Every message of `topic`: `(partition, offset, key, payload, watermark header)`.
-fn read_topic(brokers: &str, topic: &str) -> Vec<(i32, i64, Option<String>, Option<Value>, Option<i64>)> {
+/// One message read back: `(partition, offset, key, payload, watermark header)`.
+type Msg = (i32, i64, Option<String>, Option<Value>, Option<i64>);
+
+/// Every message of `topic`.
+fn read_topic(brokers: &str, topic: &str) -> Vec<Msg> {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", brokers)
         .set("group.id", "weather-live-test")
@@ -259,9 +269,9 @@ fn read_topic(brokers: &str, topic: &str) -> Vec<(i32, i64, Option<String>, Opti
         let key = m.key().map(|k| String::from_utf8(k.to_vec()).unwrap());
         let payload = m.payload().map(|p| serde_json::from_slice::<Value>(p).expect("a JSON reading"));
         let marker = m.headers().and_then(|h| {
-            h.iter().find(|h| h.key == "millionx-watermark").map(|h| {
-                std::str::from_utf8(h.value.unwrap()).unwrap().parse::<i64>().expect("Unix ms")
-            })
+            h.iter()
+                .find(|h| h.key == "millionx-watermark")
+                .map(|h| std::str::from_utf8(h.value.unwrap()).unwrap().parse::<i64>().expect("Unix ms"))
         });
         out.push((m.partition(), m.offset(), key, payload, marker));
     }
@@ -284,7 +294,17 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
          [kafka]\nepoch_messages = 300\nidle_ms = 300\ndelivery_timeout_ms = 5000\n",
     )
     .unwrap();
-    let fetch = ["weather", "fetch", "--once", "--config", s(&config), "--base-url", &server.uri(), "--kafka-brokers", &broker.addr];
+    let fetch = [
+        "weather",
+        "fetch",
+        "--once",
+        "--config",
+        s(&config),
+        "--base-url",
+        &server.uri(),
+        "--kafka-brokers",
+        &broker.addr,
+    ];
     let started_ms = jiff::Timestamp::now().as_millisecond();
     ok(&fetch);
     let finished_ms = jiff::Timestamp::now().as_millisecond();
@@ -315,7 +335,10 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     assert_eq!(markers.len(), 2);
     for (partition, offset, key, _, wm) in &markers {
         let wm = wm.expect("marker header");
-        assert!(started_ms - 1000 <= wm && wm <= finished_ms, "marker {wm} outside the round [{started_ms}, {finished_ms}]");
+        assert!(
+            started_ms - 1000 <= wm && wm <= finished_ms,
+            "marker {wm} outside the round [{started_ms}, {finished_ms}]"
+        );
         assert_eq!(key.as_deref(), Some("watermark"));
         let last_reading = readings.iter().filter(|r| r.0 == *partition).map(|r| r.1).max();
         assert!(last_reading.is_none_or(|o| o < *offset), "the marker follows the partition's readings");
@@ -334,7 +357,10 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
     let out_file = tmp.path().join("out-file");
     ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
-    let total = ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&out_file.join("snowflake").join(t)).len()).sum::<usize>();
+    let total = ["SOCIAL_POSTS", "MARKET_ORDERS"]
+        .iter()
+        .map(|t| ndjson(&out_file.join("snowflake").join(t)).len())
+        .sum::<usize>();
     assert!(total > 2000, "{total}");
     let out = tmp.path().join("out-kafka");
     let mut child = with_key(&mut command())
@@ -345,7 +371,9 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    let written = |o: &Path| ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&o.join("snowflake").join(t)).len()).sum::<usize>();
+    let written = |o: &Path| {
+        ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&o.join("snowflake").join(t)).len()).sum::<usize>()
+    };
     while written(&out) < total {
         assert!(child.try_wait().unwrap().is_none(), "the live run ended by itself");
         assert!(Instant::now() < deadline, "only {} of {total} records released before the shutdown", written(&out));
@@ -358,9 +386,12 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     assert_eq!(rows, total);
     assert!(enriched > rows / 2, "{enriched} of {rows} enriched");
     check_weather_logs(&out, &answers);
-    assert!(common::files(&out.join("dlq")).iter().all(|f| {
-        !std::fs::read_to_string(f).unwrap().contains("context.weather")
-    }), "a marker or reading became a dead letter");
+    assert!(
+        common::files(&out.join("dlq"))
+            .iter()
+            .all(|f| { !std::fs::read_to_string(f).unwrap().contains("context.weather") }),
+        "a marker or reading became a dead letter"
+    );
     drop(server);
 }
 
@@ -408,8 +439,10 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
         .iter()
         .map(|f| (f["city"].as_str().unwrap().to_owned(), f["reason"].as_str().unwrap().to_owned()))
         .collect();
-    let want: BTreeSet<(String, String)> =
-        [("Rajshahi", "implausible"), ("Sylhet", "unauthorized")].iter().map(|(c, r)| (c.to_string(), r.to_string())).collect();
+    let want: BTreeSet<(String, String)> = [("Rajshahi", "implausible"), ("Sylhet", "unauthorized")]
+        .iter()
+        .map(|(c, r)| (c.to_string(), r.to_string()))
+        .collect();
     assert_eq!(failures, want);
 
     // The Kelvin and 401 answers are failures, never readings: no row for them, their records unenriched.
@@ -420,7 +453,10 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     gen_data(&with_file, true, t0);
     let out_file = tmp.path().join("out-file");
     ok(&["run", "--config", s(&config), "--input", s(&with_file), "--out", s(&out_file)]);
-    let total = ["SOCIAL_POSTS", "MARKET_ORDERS"].iter().map(|t| ndjson(&out_file.join("snowflake").join(t)).len()).sum::<usize>();
+    let total = ["SOCIAL_POSTS", "MARKET_ORDERS"]
+        .iter()
+        .map(|t| ndjson(&out_file.join("snowflake").join(t)).len())
+        .sum::<usize>();
     assert_eq!(rows, total);
     assert!(enriched > rows / 3 && enriched < rows, "{enriched} of {rows} enriched");
     // No weather dead letters: the fetcher's lines all passed validation.

@@ -63,4 +63,3 @@ impl Drop for Broker {
         let _ = self.child.wait();
     }
 }
-

@@ -12,7 +12,10 @@ use serde_json::Value;
 /// The binary under test: `$MILLIONX_BIN` when set (a copy taken right after the build, for worktrees that
 /// share one target directory and so one `target/debug/millionx`), else Cargo's.
 pub fn bin() -> String {
-    std::env::var("MILLIONX_BIN").ok().filter(|b| !b.is_empty()).unwrap_or_else(|| env!("CARGO_BIN_EXE_millionx").to_owned())
+    std::env::var("MILLIONX_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_millionx").to_owned())
 }
 
 pub fn repo() -> PathBuf {

@@ -31,4 +31,6 @@ pub mod source;
 
 pub use config::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
 pub use produce::{run_produce, ProduceArgs};
-pub use source::{kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl, WATERMARK_HEADER};
+pub use source::{
+    kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl, WATERMARK_HEADER,
+};

@@ -314,7 +314,7 @@ fn fetch_metrics_config(args: &FetchArgs, mut config: MetricsConfig) -> Result<M
 enum Output {
     Stdout,
     File(PathBuf),
-    Kafka(KafkaConfig),
+    Kafka(Box<KafkaConfig>),
 }
 
 /// `weather fetch`: see [`FetchArgs`]. Reads the API key from the environment. De-duplication across runs:
@@ -333,7 +333,7 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
     };
     let output = match (&args.kafka_brokers, &args.out) {
         (Some(_), _) => match fetch_kafka_config(&args, kafka) {
-            Ok(k) => Output::Kafka(k),
+            Ok(k) => Output::Kafka(Box::new(k)),
             Err(e) => return config_error(&e),
         },
         (None, Some(OutTarget::File(p))) => Output::File(p.clone()),

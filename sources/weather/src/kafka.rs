@@ -66,7 +66,10 @@ fn partitions_of<C: rdkafka::ClientContext>(
         .map(|t| t.partitions().iter().map(|p| p.id()).collect())
         .unwrap_or_default();
     if parts.is_empty() {
-        return Err(config_error("--topic", format!("topic `{topic}` does not exist on {} (create it first)", config.brokers)));
+        return Err(config_error(
+            "--topic",
+            format!("topic `{topic}` does not exist on {} (create it first)", config.brokers),
+        ));
     }
     Ok(parts)
 }
