@@ -13,7 +13,7 @@ use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
 use crate::config::RunConfig;
 use crate::gen::GenArgs;
-use crate::pipeline::{latency_histogram, run_worker, Input, Settings};
+use crate::pipeline::{latency_histogram, run_worker, start_live_weather, Input, Settings};
 use crate::summary::Summary;
 use millionx_sink_snowflake::SnowflakeSink;
 use millionx_source_kafka::{KafkaArgs, ProduceArgs, SourceControl};
@@ -135,9 +135,93 @@ pub struct RunArgs {
     /// Kafka settings (with `--source kafka`).
     #[command(flatten)]
     pub kafka: KafkaArgs,
+    /// Live weather (`--weather owm`, `--weather-every`, `--weather-base-url`).
+    #[command(flatten)]
+    pub live_weather: LiveWeatherArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
+}
+
+/// Where the weather stream of `millionx run` comes from.
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum WeatherSourceKind {
+    /// The input's weather: `weather.jsonl` (file source) or the `context.weather` topic (Kafka source).
+    #[default]
+    Input,
+    /// The live OpenWeatherMap fetcher (`[weather]` table; API key from `OPENWEATHER_API_KEY` or
+    /// `OPENWEATHER_API_KEY_FILE`), one round every `weather.every`.
+    Owm,
+}
+
+/// `run` flags of the live weather feed.
+#[derive(Args, Debug, Clone, Default)]
+pub struct LiveWeatherArgs {
+    /// Weather stream: `input` (weather.jsonl or the Kafka topic) or `owm` (live fetcher; with a file source
+    /// the run ends once the files are done and a round covers their newest record).
+    #[arg(long = "weather", id = "weather", value_enum, default_value_t = WeatherSourceKind::Input)]
+    pub source: WeatherSourceKind,
+    /// Round period with `--weather owm` (overrides `weather.every`; at least 1m) [default: 1h].
+    #[arg(long = "weather-every", id = "weather_every", value_name = "DURATION", value_parser = millionx_source_weather::cli::parse_every)]
+    pub every: Option<std::time::Duration>,
+    /// API root with `--weather owm` (overrides `weather.base_url`), e.g. a local replay server.
+    #[arg(long = "weather-base-url", id = "weather_base_url", value_name = "URL")]
+    pub base_url: Option<String>,
+}
+
+/// The live feed's settings for `--weather owm`: the `[weather]` table with the flags applied, and the API
+/// key. Errors name the flag or key (`--weather-base-url`, `weather.every`, `OPENWEATHER_API_KEY`, ...).
+pub fn live_weather_config(
+    args: &LiveWeatherArgs,
+    table: Option<&millionx_source_weather::WeatherConfig>,
+) -> Result<(millionx_source_weather::WeatherConfig, std::time::Duration, millionx_source_weather::ApiKey), String> {
+    let mut config = table.cloned().unwrap_or_default();
+    if let Some(url) = &args.base_url {
+        config.base_url = url.clone();
+    }
+    config.validate().map_err(|e| match e.key.as_str() {
+        "weather.base_url" if args.base_url.is_some() => format!("--weather-base-url: {}", e.reason),
+        _ => e.to_string(),
+    })?;
+    let every = match args.every {
+        Some(d) => d,
+        None => config.every().map_err(|e| e.to_string())?,
+    };
+    let key = millionx_source_weather::ApiKey::from_env().map_err(|e| format!("--weather owm: {e}"))?;
+    Ok((config, every, key))
+}
+
+/// Prints the live feed's report under the run summary and adds it to `summary` as `weather_feed`.
+fn report_feed(feed: &millionx_source_weather::live::FeedReport, summary: &mut serde_json::Value) {
+    let failures: Vec<serde_json::Value> = feed
+        .failures
+        .iter()
+        .map(
+            |(round, city, reason)| serde_json::json!({"round": round, "city": city.name(), "reason": reason.as_str()}),
+        )
+        .collect();
+    println!(
+        "weather feed (owm): {} round(s), {} reading(s), {} failed city fetch(es); ended: {}",
+        feed.rounds,
+        feed.readings,
+        feed.failures.len(),
+        feed.ended
+    );
+    for (round, city, reason) in &feed.failures {
+        println!("  round {round}: {} failed ({})", city.name(), reason.as_str());
+    }
+    if let Some(obj) = summary.as_object_mut() {
+        obj.insert(
+            "weather_feed".to_owned(),
+            serde_json::json!({
+                "rounds": feed.rounds,
+                "readings": feed.readings,
+                "failures": failures,
+                "last_watermark_ms": feed.last_watermark_ms,
+                "ended": feed.ended,
+            }),
+        );
+    }
 }
 
 /// Where record sinks write.
@@ -370,7 +454,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
     let input = match args.source {
         SourceKind::File => {
-            for stream in StreamKind::ALL {
+            let live = args.live_weather.source == WeatherSourceKind::Owm;
+            for stream in StreamKind::ALL.into_iter().filter(|s| !(live && *s == StreamKind::Weather)) {
                 millionx_source_file::check_readable(&config.input.dir.join(stream.file_name()))
                     .map_err(|e| Failure::Usage(e.to_string()))?;
             }
@@ -420,8 +505,25 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(server) = &server {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
     }
-    let settings =
-        Settings { config: config.clone(), pii_key, input, weaviate, snowflake, embed, embed_config, metrics };
+    let live_weather = match args.live_weather.source {
+        WeatherSourceKind::Input => None,
+        WeatherSourceKind::Owm => {
+            let (wcfg, every, key) =
+                live_weather_config(&args.live_weather, run_config.weather.as_ref()).map_err(Failure::Usage)?;
+            Some(start_live_weather(wcfg, every, key, &input, args.process == 0, &metrics).map_err(Failure::Usage)?)
+        }
+    };
+    let settings = Settings {
+        config: config.clone(),
+        pii_key,
+        input,
+        weaviate,
+        snowflake,
+        embed,
+        embed_config,
+        metrics,
+        live_weather,
+    };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
     let worker_errors = Arc::clone(&errors);
@@ -443,6 +545,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let summary = Summary::from_reports(&reports, elapsed, &latency);
     print!("{}", summary.render());
     let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
+    let mut summary = serde_json::to_value(&summary).map_err(|e| Failure::Run(e.to_string()))?;
+    if let Some(feed) = reports.iter().find_map(|r| r.weather_feed.as_ref()) {
+        report_feed(feed, &mut summary);
+    }
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::Run(e.to_string()))?;
     std::fs::write(config.output.dir.join(&name), json).map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;
     if let Some(path) = &args.latency_report {
@@ -470,4 +576,32 @@ pub fn write_hgrm(h: &Histogram<u64>, path: &Path) -> std::io::Result<()> {
     writeln!(f, "#[Mean    = {:>12.3}, StdDeviation   = {:>12.3}]", h.mean() / 1000.0, h.stdev() / 1000.0)?;
     writeln!(f, "#[Max     = {:>12.3}, Total count    = {:>12}]", h.max() as f64 / 1000.0, h.len())?;
     f.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_consistent_and_parses_the_live_weather_flags() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "millionx",
+            "run",
+            "--weather",
+            "owm",
+            "--weather-every",
+            "30m",
+            "--weather-base-url",
+            "http://127.0.0.1:1",
+        ])
+        .expect("parses");
+        let Command::Run(run) = cli.command else { panic!("not run") };
+        assert_eq!(run.live_weather.source, WeatherSourceKind::Owm);
+        assert_eq!(run.live_weather.every, Some(std::time::Duration::from_secs(1800)));
+        assert_eq!(run.live_weather.base_url.as_deref(), Some("http://127.0.0.1:1"));
+        assert!(Cli::try_parse_from(["millionx", "run", "--weather-every", "10s"]).is_err(), "at least 1m");
+        assert!(Cli::try_parse_from(["millionx", "run", "--weather", "darksky"]).is_err());
+    }
 }

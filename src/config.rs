@@ -1,5 +1,6 @@
 //! The run's TOML file: the core tables (`dataflow/src/config.rs`) plus the connectors' own tables
-//! (`[weaviate]`), each parsed and validated by its crate, with unknown keys rejected everywhere.
+//! (`[weaviate]`, `[snowflake]`, `[kafka]`, `[weather]`), each parsed and validated by its crate, with
+//! unknown keys rejected everywhere.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use millionx_dataflow::config::{from_toml_text, Config, ConfigError};
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_weaviate::WeaviateConfig;
 use millionx_source_kafka::KafkaConfig;
+use millionx_source_weather::WeatherConfig;
 
 /// Every table of the run configuration.
 #[derive(Clone, Debug, Default)]
@@ -19,6 +21,21 @@ pub struct RunConfig {
     pub snowflake: Option<SnowflakeConfig>,
     /// `[kafka]`: the Kafka source and DLQ producer (defaults when absent; used with `--source kafka`).
     pub kafka: KafkaConfig,
+    /// `[weather]`: the live OpenWeatherMap feed of `run --weather owm` (defaults when absent).
+    pub weather: Option<WeatherConfig>,
+}
+
+/// Parses and validates a `[weather]` table (errors name `weather.KEY`).
+fn weather_table(value: Option<toml::Value>) -> Result<Option<WeatherConfig>, ConfigError> {
+    let v = match value {
+        None => return Ok(None),
+        Some(v @ toml::Value::Table(_)) => v,
+        Some(_) => return Err(not_a_table("weather")),
+    };
+    let mut doc = toml::Table::new();
+    doc.insert("weather".to_owned(), v);
+    let text = toml::to_string(&doc).map_err(|e| ConfigError { key: "weather".into(), reason: e.to_string() })?;
+    WeatherConfig::from_toml(&text).map(Some)
 }
 
 impl RunConfig {
@@ -41,7 +58,8 @@ impl RunConfig {
         };
         let kafka = KafkaConfig::from_table(table.remove("kafka"))
             .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
-        Ok(RunConfig { core: Config::from_table(table)?, weaviate, snowflake, kafka })
+        let weather = weather_table(table.remove("weather"))?;
+        Ok(RunConfig { core: Config::from_table(table)?, weaviate, snowflake, kafka, weather })
     }
 
     /// Reads and parses a TOML file.
@@ -77,6 +95,13 @@ mod tests {
         assert_eq!(c.kafka.brokers, "k:9092");
         let e = RunConfig::from_toml("[kafka]\nepoch_messages = 0\n").expect_err("bad");
         assert_eq!(e.key, "kafka.epoch_messages");
+        let c = RunConfig::from_toml("[weather]\nevery = \"30m\"\nspacing_ms = 0\n").expect("weather");
+        let w = c.weather.expect("[weather] kept");
+        assert_eq!((w.every().expect("every").as_secs(), w.spacing_ms), (1800, 0));
+        let e = RunConfig::from_toml("[weather]\nevery = \"5s\"\n").expect_err("too often");
+        assert_eq!(e.key, "weather.every");
+        let e = RunConfig::from_toml("[weather]\nspacing = 1\n").expect_err("typo");
+        assert_eq!(e.key, "weather.spacing");
         for (text, key) in [
             ("[batch]\nmax_records = \"x\"\n", "batch.max_records"),
             ("[batch]\nmax_recordz = 3\n", "batch.max_recordz"),

@@ -14,6 +14,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::rc::Rc;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,7 +48,9 @@ use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, 
 use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
 use millionx_source_file::{file_source, FileSourceConfig};
 use millionx_source_kafka::dlq::KafkaWriter;
-use millionx_source_kafka::{kafka_source, KafkaConfig, KafkaSourceHandle, SourceControl};
+use millionx_source_kafka::{kafka_source_for, KafkaConfig, KafkaSourceHandle, SourceControl};
+use millionx_source_weather::live::{live_weather, start_feed, EndRule, FeedHandle, FeedReport, LiveStreams};
+use millionx_source_weather::{ApiKey, WeatherConfig};
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -72,6 +75,43 @@ pub struct Settings {
     pub embed: Option<EmbedPool>,
     /// Embedding batch and deadline settings.
     pub embed_config: EmbedConfig,
+    /// `run --weather owm`: the weather stream comes from the live fetcher instead of the input.
+    pub live_weather: Option<LiveWeather>,
+}
+
+/// The live weather feed of a run (`--weather owm`), shared by the process's workers; worker 0 takes the
+/// fetcher's handle and owns the source (see `millionx_source_weather::live`).
+#[derive(Clone, Debug)]
+pub struct LiveWeather {
+    /// The fetcher thread's handle; `None` in processes other than 0 and once worker 0 took it.
+    pub feed: Arc<Mutex<Option<FeedHandle>>>,
+    /// File input: end once a round covers the records; Kafka input: end on SIGINT/SIGTERM.
+    pub end: EndRule,
+}
+
+/// Starts the fetcher thread of `run --weather owm` in process 0 (`owner`); other processes get a
+/// [`LiveWeather`] without a handle (their worker 0 does not exist: only global worker 0 owns the feed).
+/// Fetches count into `metrics` (`millionx_weather_fetch_total`).
+///
+/// Errors: the HTTP client or the thread cannot be created.
+pub fn start_live_weather(
+    config: WeatherConfig,
+    every: Duration,
+    key: ApiKey,
+    input: &Input,
+    owner: bool,
+    metrics: &Metrics,
+) -> Result<LiveWeather, String> {
+    let end = match input {
+        Input::File => EndRule::Covered,
+        Input::Kafka { .. } => EndRule::OnStop,
+    };
+    let feed = if owner {
+        Some(start_feed(config, key, every, Some(metrics.clone())).map_err(|e| format!("--weather owm: {e}"))?)
+    } else {
+        None
+    };
+    Ok(LiveWeather { feed: Arc::new(Mutex::new(feed)), end })
 }
 
 /// The pipeline's input.
@@ -99,6 +139,8 @@ pub struct WorkerReport {
     pub sinks: BTreeMap<String, SinkStats>,
     /// read→write latency of records in the Snowflake and Weaviate outputs, µs.
     pub latency: Histogram<u64>,
+    /// What the live weather feed did (worker 0 of a `--weather owm` run only).
+    pub weather_feed: Option<FeedReport>,
 }
 
 /// A new latency histogram: 1 µs to 1 h, 3 significant digits.
@@ -338,6 +380,8 @@ pub fn run_worker(
     // behind it.
     let ack = ProbeHandle::<Epoch>::new();
     let mut kafka_handle: Option<KafkaSourceHandle> = None;
+    let live = settings.live_weather.as_ref();
+    let mut feed_report: Option<Rc<RefCell<FeedReport>>> = None;
 
     worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| -> Result<(), String> {
         let tracker = || Watermarks::new(cfg.watermark.lateness());
@@ -367,21 +411,32 @@ pub fn run_worker(
             Input::File => {
                 let (social_lines, social_bad) = source(StreamKind::Social)?;
                 let (market_lines, market_bad) = source(StreamKind::Market)?;
-                let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
-                let bad = scope.concatenate([social_bad, market_bad, weather_bad]);
+                let (weather_lines, bad) = match live {
+                    None => {
+                        let (weather_lines, weather_bad) = source(StreamKind::Weather)?;
+                        (Some(weather_lines), scope.concatenate([social_bad, market_bad, weather_bad]))
+                    }
+                    Some(_) => (None, scope.concatenate([social_bad, market_bad])),
+                };
                 let partitions: BTreeMap<StreamKind, Vec<u32>> =
                     StreamKind::ALL.iter().map(|s| (*s, vec![0])).collect();
                 (social_lines, market_lines, weather_lines, bad, None, partitions)
             }
             Input::Kafka { config: kafka, control } => {
+                // With the live feed, context.weather is not read.
+                let streams: &[StreamKind] = match live {
+                    None => &StreamKind::ALL,
+                    Some(_) => &[StreamKind::Social, StreamKind::Market],
+                };
                 let (mut streams, handle) =
-                    kafka_source(scope, kafka, cfg.input.max_message_bytes, ack.clone(), control.clone())
+                    kafka_source_for(scope, kafka, streams, cfg.input.max_message_bytes, ack.clone(), control.clone())
                         .map_err(|e| e.to_string())?;
                 kafka_handle = Some(handle);
                 let mut take =
                     |s: StreamKind| streams.lines.remove(&s).ok_or_else(|| format!("no {} stream", s.name()));
                 let (social, market, weather) =
                     (take(StreamKind::Social)?, take(StreamKind::Market)?, take(StreamKind::Weather)?);
+                let weather = live.is_none().then_some(weather);
                 (social, market, weather, streams.dead, Some(streams.idle_reports), streams.partitions)
             }
         };
@@ -390,15 +445,29 @@ pub fn run_worker(
         // Each record stream has exactly one consumer (no copies); metas feed watermarks and counts.
         let (posts, posts_rejected, post_metas) = social_lines.validate(social::validate);
         let (orders, orders_rejected, order_metas) = market_lines.validate(market::validate);
+        let reader = index as u32;
+        let post_reports = post_metas.clone().watermark_reports(StreamKind::Social, parts(StreamKind::Social), reader);
+        let order_reports =
+            order_metas.clone().watermark_reports(StreamKind::Market, parts(StreamKind::Market), reader);
+        let (weather_lines, live_reports, weather_parts) = match (weather_lines, live) {
+            (Some(lines), _) => (lines, None, parts(StreamKind::Weather)),
+            (None, live) => {
+                let live = live_source(scope, live, &settings.input, index, &metrics, &post_reports, &order_reports);
+                feed_report = (index == 0).then_some(live.report);
+                let (lines, reports) = (live.lines, live.reports);
+                // Worker 0 reads the feed's single partition.
+                (lines, Some(reports), if index == 0 { vec![0] } else { Vec::new() })
+            }
+        };
         let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
 
-        let reader = index as u32;
         let mut report_streams = vec![
-            post_metas.clone().watermark_reports(StreamKind::Social, parts(StreamKind::Social), reader),
-            order_metas.clone().watermark_reports(StreamKind::Market, parts(StreamKind::Market), reader),
-            reading_metas.clone().watermark_reports(StreamKind::Weather, parts(StreamKind::Weather), reader),
+            post_reports,
+            order_reports,
+            reading_metas.clone().watermark_reports(StreamKind::Weather, weather_parts, reader),
         ];
         report_streams.extend(idle_reports);
+        report_streams.extend(live_reports);
         let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope.concatenate(report_streams).broadcast();
 
         let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
@@ -614,5 +683,33 @@ pub fn run_worker(
         late,
         sinks: sinks.stats.iter().map(|(k, v)| (k.clone(), v.borrow().clone())).collect(),
         latency,
+        weather_feed: feed_report.map(|r| r.borrow().clone()).filter(|_| index == 0),
     })
+}
+
+/// The live weather source on this worker (`--weather owm`): lines (counted as read), round reports, and the
+/// feed's report (filled on worker 0). Built from the social and market watermark reports.
+fn live_source<'scope>(
+    scope: Scope<'scope, Epoch>,
+    live: Option<&LiveWeather>,
+    input: &Input,
+    index: usize,
+    metrics: &Metrics,
+    post_reports: &Stream<'scope, Epoch, Vec<WatermarkReport>>,
+    order_reports: &Stream<'scope, Epoch, Vec<WatermarkReport>>,
+) -> LiveStreams<'scope> {
+    let feed = match (live, index) {
+        (Some(l), 0) => l.feed.lock().ok().and_then(|mut f| f.take()),
+        _ => None,
+    };
+    let end = live.map_or(EndRule::Covered, |l| l.end);
+    let (stop, hint) = match input {
+        Input::Kafka { control, .. } => (Arc::clone(&control.stop), Some(Arc::clone(&control.high_epoch))),
+        Input::File => (Arc::new(AtomicBool::new(false)), None),
+    };
+    let progress = scope.concatenate([post_reports.clone(), order_reports.clone()]);
+    let streams = live_weather(scope, feed, progress, end, stop, hint);
+    let m = metrics.clone();
+    let lines = count(streams.lines, move |d| m.records_in("weather", d.len() as u64));
+    LiveStreams { lines, ..streams }
 }

@@ -1,14 +1,21 @@
 //! Test harness: runs the real `millionx` binary and reads its outputs.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod broker;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_millionx")
+/// The binary under test: `$MILLIONX_BIN` when set (a copy taken right after the build, for worktrees that
+/// share one target directory and so one `target/debug/millionx`), else Cargo's.
+pub fn bin() -> String {
+    std::env::var("MILLIONX_BIN")
+        .ok()
+        .filter(|b| !b.is_empty())
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_millionx").to_owned())
 }
 
 pub fn repo() -> PathBuf {

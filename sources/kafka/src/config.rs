@@ -59,6 +59,10 @@ pub struct KafkaConfig {
     pub fetch_wait_max_ms: u32,
     /// Metadata / commit / watermark request timeout, ms. ≥ 100.
     pub request_timeout_ms: u64,
+    /// librdkafka `message.timeout.ms` of every producer (DLQ, `produce`, the weather fetcher): how long a
+    /// message may wait for the broker's acknowledgement, retries included, before its delivery fails,
+    /// ms (1,000–900,000). Default 300,000 (librdkafka's).
+    pub delivery_timeout_ms: u64,
 }
 
 impl Default for KafkaConfig {
@@ -81,6 +85,7 @@ impl Default for KafkaConfig {
             fetch_buffer_kib: 16 * 1024,
             fetch_wait_max_ms: 100,
             request_timeout_ms: 10_000,
+            delivery_timeout_ms: 300_000,
         }
     }
 }
@@ -173,6 +178,9 @@ impl KafkaConfig {
         if self.request_timeout_ms < 100 {
             return Err(err("request_timeout_ms", "must be at least 100"));
         }
+        if !(1_000..=900_000).contains(&self.delivery_timeout_ms) {
+            return Err(err("delivery_timeout_ms", "must be between 1000 and 900000"));
+        }
         Ok(())
     }
 
@@ -224,8 +232,8 @@ impl KafkaConfig {
             .set("enable.idempotence", "true")
             .set("acks", "all")
             .set("linger.ms", "5")
-            // librdkafka's default: a stalled broker is waited for 5 min before a delivery fails (fatal for the sink).
-            .set("message.timeout.ms", "300000");
+            // Default 5 min (librdkafka's): a stalled broker is waited for before a delivery fails (fatal for a sink).
+            .set("message.timeout.ms", self.delivery_timeout_ms.to_string());
         c
     }
 }
@@ -307,6 +315,10 @@ mod tests {
         assert_eq!(e.key, "kafka.dlq_topic");
         let e = KafkaConfig::from_table(table("[kafka]\nsocial_topic = \"bad topic\"\n")).unwrap_err();
         assert_eq!(e.key, "kafka.social_topic");
+        let e = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 10\n")).unwrap_err();
+        assert_eq!(e.key, "kafka.delivery_timeout_ms");
+        let c = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 2000\n")).unwrap();
+        assert_eq!(c.producer_config("t").get("message.timeout.ms"), Some("2000"));
     }
 
     #[test]

@@ -15,6 +15,9 @@
 //!   ahead of the acknowledged frontier; librdkafka's prefetch is bounded by `fetch_buffer_kib`.
 //! - Dead letters at the source: tombstones (`parse_error`), oversize (`too_large`), key-less (`missing_key`),
 //!   non-UTF-8 (`bad_encoding`). Empty payloads are passed on and fail validation as `parse_error`.
+//! - Watermark markers: a null-payload message with header [`source::WATERMARK_HEADER`] (Unix ms) becomes a
+//!   watermark report of its partition, not a dead letter (the weather fetcher writes one per partition after
+//!   each round, so its round watermark reaches a Kafka-fed pipeline).
 //! - [`dlq::KafkaWriter`]: a `BatchWriter` producing dead letters with an idempotent producer, reason and
 //!   source coordinates as headers.
 //! - [`produce::run_produce`]: `millionx produce`, loads a data set into the topics.
@@ -28,4 +31,6 @@ pub mod source;
 
 pub use config::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
 pub use produce::{run_produce, ProduceArgs};
-pub use source::{kafka_source, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl};
+pub use source::{
+    kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl, WATERMARK_HEADER,
+};

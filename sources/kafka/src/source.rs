@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::WatermarkReport;
-use millionx_dataflow::{DeadLetter, Epoch, Origin, RawLine, Reason, StreamKind};
+use millionx_dataflow::{DeadLetter, Epoch, EventTime, Origin, RawLine, Reason, StreamKind};
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
@@ -192,10 +192,24 @@ fn start_offsets(
 ///
 /// Errors: the broker cannot be reached within `request_timeout_ms`, a topic does not exist, or the
 /// committed offsets cannot be read.
-#[allow(clippy::too_many_lines)]
 pub fn kafka_source<'scope>(
     scope: Scope<'scope, Epoch>,
     config: &KafkaConfig,
+    max_message_bytes: usize,
+    ack: ProbeHandle<Epoch>,
+    control: SourceControl,
+) -> Result<(KafkaStreams<'scope>, KafkaSourceHandle), KafkaSourceError> {
+    kafka_source_for(scope, config, &StreamKind::ALL, max_message_bytes, ack, control)
+}
+
+/// [`kafka_source`] reading only the topics of `streams` (e.g. social and market when the weather comes from
+/// the live fetcher, `run --weather owm`). The other streams' outputs exist but stay empty, and their
+/// partition lists are empty. Errors as [`kafka_source`].
+#[allow(clippy::too_many_lines)]
+pub fn kafka_source_for<'scope>(
+    scope: Scope<'scope, Epoch>,
+    config: &KafkaConfig,
+    streams: &[StreamKind],
     max_message_bytes: usize,
     ack: ProbeHandle<Epoch>,
     control: SourceControl,
@@ -209,7 +223,7 @@ pub fn kafka_source<'scope>(
         .map_err(|e| KafkaSourceError(format!("creating the consumer: {e}")))?;
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let mut topics = Vec::new();
-    for stream in StreamKind::ALL {
+    for stream in StreamKind::ALL.into_iter().filter(|s| streams.contains(s)) {
         let topic = config.topic(stream);
         let md = consumer
             .fetch_metadata(Some(topic), timeout)
@@ -364,6 +378,35 @@ pub fn kafka_source<'scope>(
                 max_emitted = Some(max_emitted.map_or(epoch, |m| m.max(epoch)));
                 sh.ledger.record(pi, epoch, offset);
                 let origin = Origin { stream: p.stream, partition: p.partition as u32, offset: offset as u64 };
+                // A watermark marker (the weather fetcher's, after each round): a progress report, not a line.
+                if let Some(marker) = watermark_marker(&msg) {
+                    match marker {
+                        Ok(t) => {
+                            reports.entry(epoch).or_default().push(WatermarkReport {
+                                stream: p.stream,
+                                partition: p.partition as u32,
+                                reader,
+                                max_event_time: Some(t),
+                                done: false,
+                                idle: false,
+                            });
+                            continue;
+                        }
+                        Err(detail) => {
+                            let origin =
+                                Origin { stream: p.stream, partition: p.partition as u32, offset: offset as u64 };
+                            dead_batch.entry(epoch).or_default().push(DeadLetter {
+                                reason: Reason::bare("parse_error"),
+                                detail: Some(detail),
+                                origin,
+                                payload: String::new(),
+                                received_ns: ingest_ns,
+                                event_time_ms: None,
+                            });
+                            continue;
+                        }
+                    }
+                }
                 let dead_letter = |reason: &str, detail: Option<&str>, payload: String| DeadLetter {
                     reason: Reason::bare(reason),
                     detail: detail.map(str::to_owned),
@@ -466,4 +509,21 @@ pub fn kafka_source<'scope>(
         }
     });
     Ok((KafkaStreams { lines, dead, idle_reports, partitions }, handle))
+}
+
+/// Header naming a watermark marker: a message with a null payload whose header value is an event time in
+/// Unix ms (decimal ASCII) that no later message of the same partition undercuts. The weather fetcher
+/// (`millionx weather fetch --kafka-brokers`) writes one to every partition of its topic after each round;
+/// the source turns it into a [`WatermarkReport`] of that partition instead of a line.
+pub const WATERMARK_HEADER: &str = "millionx-watermark";
+
+/// `None` when `msg` is not a marker (it has a payload, or no [`WATERMARK_HEADER`]); else the event time or
+/// why the header value is not one.
+fn watermark_marker<M: Message>(msg: &M) -> Option<Result<EventTime, String>> {
+    if msg.payload().is_some() {
+        return None;
+    }
+    let header = msg.headers()?.iter().find(|h| h.key == WATERMARK_HEADER)?;
+    let value = header.value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<i64>().ok());
+    Some(value.map(EventTime).ok_or_else(|| format!("{WATERMARK_HEADER} marker: the value is not Unix ms")))
 }

@@ -4,17 +4,21 @@
 //! (`normalize`) or the sink failed; 2 the run could not start (bad config, no API key, unreadable file).
 
 use std::future::Future;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc;
 use std::time::Duration;
 
 use millionx_dataflow::config::ConfigError;
 use millionx_dataflow::City;
+use millionx_metrics::MetricsConfig;
+use millionx_source_kafka::KafkaConfig;
 
 use crate::client::{ReqwestTransport, Transport};
 use crate::config::{ApiKey, WeatherConfig};
+use crate::error::FailureReason;
 use crate::fetcher::{Fetcher, Round, Status};
+use crate::kafka::{newest_in_topic, KafkaSink};
 use crate::owm::{normalize, Checks, Units};
 use crate::sink::{last_published_in, ChannelSink, JsonLinesSink, OutTarget, ReadingSink, SinkError, WeatherEvent};
 
@@ -46,7 +50,8 @@ pub enum WeatherCommand {
     Normalize(NormalizeArgs),
 }
 
-/// `weather fetch (--once | --every DURATION) [--out FILE|-] [--base-url URL] [--config FILE]`.
+/// `weather fetch (--once | --every DURATION) [--out FILE|- | --kafka-brokers HOST:PORT [--topic NAME]]
+/// [--base-url URL] [--config FILE] [--metrics-listen IP:PORT | --no-metrics]`.
 /// The API key comes from `OPENWEATHER_API_KEY` or the file named by `OPENWEATHER_API_KEY_FILE`.
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("schedule").required(true).args(["once", "every"])))]
@@ -57,9 +62,20 @@ pub struct FetchArgs {
     /// A round every DURATION (e.g. `1h`, `30m`; at least 1m) until SIGINT or SIGTERM.
     #[arg(long, value_name = "DURATION", value_parser = parse_every)]
     pub every: Option<Duration>,
-    /// Where readings go: a JSON Lines file (appended) or `-` for stdout.
-    #[arg(long, value_name = "FILE|-", default_value = "-")]
-    pub out: OutTarget,
+    /// Where readings go: a JSON Lines file (appended) or `-` for stdout [default: -].
+    #[arg(long, value_name = "FILE|-", conflicts_with = "kafka_brokers")]
+    pub out: Option<OutTarget>,
+    /// Publish to Kafka instead (bootstrap servers, HOST:PORT[,HOST:PORT…]; overrides `kafka.brokers`): one
+    /// message per reading, key = city, delivery awaited; a watermark marker per partition after each round.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_brokers: Option<String>,
+    /// Kafka topic (overrides `kafka.weather_topic`) [default: context.weather].
+    #[arg(long, value_name = "NAME", requires = "kafka_brokers")]
+    pub topic: Option<String>,
+    /// `--metrics-listen IP:PORT` / `--no-metrics` (override `[metrics]`): /metrics is served during
+    /// `--every` (a `--once` run logs its counts instead).
+    #[command(flatten)]
+    pub metrics: millionx_metrics::MetricsArgs,
     /// API root (overrides `weather.base_url`), e.g. `http://127.0.0.1:8080` for a local replay server.
     #[arg(long, value_name = "URL")]
     pub base_url: Option<String>,
@@ -172,6 +188,10 @@ pub async fn run_schedule<T: Transport, S: ReadingSink>(
         };
         log_round(&round);
         sink.publish(&round.readings)?;
+        let failures: Vec<(City, FailureReason)> = round.failures().map(|(c, e)| (c, e.reason)).collect();
+        if !failures.is_empty() {
+            sink.failures(&failures)?;
+        }
         sink.round_complete(round.watermark)?;
         summary.rounds += 1;
         summary.last_round_ok = round.all_ok();
@@ -235,12 +255,92 @@ fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
-/// `weather fetch`: see [`FetchArgs`]. Reads the API key from the environment; with `--out FILE` the file's
-/// newest reading per city seeds the de-duplication (a CronJob run does not re-publish the previous run's
-/// readings). Exit codes as in the module docs.
+/// The `[kafka]` and `[metrics]` tables of the `--config` file (defaults when absent or without a file).
+/// Errors name the key (`kafka.brokers`, `metrics.listen`, ...).
+pub fn side_tables(path: Option<&Path>) -> Result<(KafkaConfig, MetricsConfig), ConfigError> {
+    let Some(path) = path else { return Ok((KafkaConfig::default(), MetricsConfig::default())) };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError { key: "--config".into(), reason: format!("cannot read {}: {e}", path.display()) })?;
+    let mut table: toml::Table = toml::from_str(&text)
+        .map_err(|e| ConfigError { key: "--config".into(), reason: e.message().replace('\n', " ") })?;
+    let kafka = KafkaConfig::from_table(table.remove("kafka"))
+        .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
+    let metrics = match table.remove("metrics") {
+        None => MetricsConfig::default(),
+        Some(v) => {
+            use serde::Deserialize as _;
+            let m = MetricsConfig::deserialize(v)
+                .map_err(|e| ConfigError { key: "metrics".into(), reason: e.to_string().replace('\n', " ") })?;
+            m.validate().map_err(|e| ConfigError { key: "metrics.listen".into(), reason: e.to_string() })?;
+            m
+        }
+    };
+    Ok((kafka, metrics))
+}
+
+/// The Kafka settings of `weather fetch --kafka-brokers`: the file's `[kafka]` table with `--kafka-brokers`
+/// and `--topic` applied. Errors name the flag or key.
+pub fn fetch_kafka_config(args: &FetchArgs, mut kafka: KafkaConfig) -> Result<KafkaConfig, ConfigError> {
+    if let Some(b) = &args.kafka_brokers {
+        kafka.brokers = b.clone();
+    }
+    if let Some(t) = &args.topic {
+        kafka.weather_topic = t.clone();
+    }
+    kafka.validate().map_err(|e| {
+        let key = match e.key.as_str() {
+            "kafka.brokers" if args.kafka_brokers.is_some() => "--kafka-brokers".to_owned(),
+            "kafka.weather_topic" if args.topic.is_some() => "--topic".to_owned(),
+            other => other.to_owned(),
+        };
+        ConfigError { key, reason: e.reason }
+    })?;
+    Ok(kafka)
+}
+
+/// The `/metrics` settings of `weather fetch`: the file's `[metrics]`, then `MILLIONX_METRICS_LISTEN`, then
+/// the flags (as `run` applies them).
+fn fetch_metrics_config(args: &FetchArgs, mut config: MetricsConfig) -> Result<MetricsConfig, ConfigError> {
+    if let Some(listen) = std::env::var("MILLIONX_METRICS_LISTEN").ok().filter(|v| !v.is_empty()) {
+        config.listen = listen;
+    }
+    args.metrics.apply(config).map_err(|e| match e {
+        millionx_metrics::MetricsError::Config { key, reason } => ConfigError { key, reason },
+        other => ConfigError { key: "metrics".into(), reason: other.to_string() },
+    })
+}
+
+/// Where a fetch run publishes.
+enum Output {
+    Stdout,
+    File(PathBuf),
+    Kafka(Box<KafkaConfig>),
+}
+
+/// `weather fetch`: see [`FetchArgs`]. Reads the API key from the environment. De-duplication across runs:
+/// with `--out FILE` the file's newest reading per city, with `--kafka-brokers` the topic's (read back at
+/// start, see [`crate::kafka`]), is not published again. With `--every`, `/metrics` is served (the
+/// `[metrics]` table, `MILLIONX_METRICS_LISTEN`, `--metrics-listen`/`--no-metrics`). Exit codes as in the
+/// module docs; a Kafka delivery failure is exit 1.
 pub fn run_fetch(args: FetchArgs) -> ExitCode {
     let config = match fetch_config(&args) {
         Ok(c) => c,
+        Err(e) => return config_error(&e),
+    };
+    let (kafka, metrics_config) = match side_tables(args.config.as_deref()) {
+        Ok(t) => t,
+        Err(e) => return config_error(&e),
+    };
+    let output = match (&args.kafka_brokers, &args.out) {
+        (Some(_), _) => match fetch_kafka_config(&args, kafka) {
+            Ok(k) => Output::Kafka(Box::new(k)),
+            Err(e) => return config_error(&e),
+        },
+        (None, Some(OutTarget::File(p))) => Output::File(p.clone()),
+        (None, _) => Output::Stdout,
+    };
+    let metrics_config = match fetch_metrics_config(&args, metrics_config) {
+        Ok(m) => m,
         Err(e) => return config_error(&e),
     };
     let key = match ApiKey::from_env() {
@@ -259,6 +359,22 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
         Some(period) => Schedule::Every(period),
         None => Schedule::Once,
     };
+    // /metrics for the long-running loop; kept alive until the loop ends.
+    let (fetcher, _server) = match schedule {
+        Schedule::Every(_) => match millionx_metrics::start(&metrics_config) {
+            Ok((metrics, server)) => {
+                if let Some(s) = &server {
+                    eprintln!("metrics: serving http://{}/metrics", s.local_addr());
+                }
+                (fetcher.with_metrics(metrics), server)
+            }
+            Err(e) => {
+                eprintln!("weather: metrics: {e}");
+                return ExitCode::from(EXIT_CONFIG);
+            }
+        },
+        Schedule::Once => (fetcher, None),
+    };
     let rt = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
@@ -266,19 +382,28 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    let result = match &args.out {
-        OutTarget::Stdout => {
+    let result = match output {
+        Output::Stdout => {
             let mut fetcher = fetcher;
             rt.block_on(run_schedule(&mut fetcher, &mut JsonLinesSink::stdout(), schedule, shutdown_signal()))
         }
-        OutTarget::File(path) => {
-            let seeded = last_published_in(path).and_then(|last| Ok((last, JsonLinesSink::append(path)?)));
+        Output::File(path) => {
+            let seeded = last_published_in(&path).and_then(|last| Ok((last, JsonLinesSink::append(&path)?)));
             let (last, mut sink) = match seeded {
                 Ok(v) => v,
                 Err(e) => {
                     eprintln!("weather: {e}");
                     return ExitCode::from(EXIT_CONFIG);
                 }
+            };
+            let mut fetcher = fetcher.with_last_published(last);
+            rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, shutdown_signal()))
+        }
+        Output::Kafka(kafka) => {
+            let started = KafkaSink::connect(&kafka).and_then(|sink| Ok((newest_in_topic(&kafka)?, sink)));
+            let (last, mut sink) = match started {
+                Ok(v) => v,
+                Err(e) => return config_error(&e),
             };
             let mut fetcher = fetcher.with_last_published(last);
             rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, shutdown_signal()))
@@ -325,9 +450,11 @@ pub fn run_weather(args: WeatherArgs) -> ExitCode {
 }
 
 /// Starts a fetcher thread feeding a running pipeline (`run --weather owm`): each round sends
-/// [`WeatherEvent::Readings`] (when any are new) then [`WeatherEvent::Watermark`]. The thread ends when the
-/// schedule ends, `stop` fires (or its sender is dropped), or the receiver of `tx` is dropped. The caller
-/// validates `config` and reads `key` first ([`WeatherConfig::validate`], [`ApiKey::from_env`]).
+/// [`WeatherEvent::Readings`] (when any are new), [`WeatherEvent::Failures`] (when a city failed), then
+/// [`WeatherEvent::Watermark`]. The thread ends when the schedule ends, `stop` fires (or its sender is
+/// dropped), or the receiver of `tx` is dropped. The caller validates `config` and reads `key` first
+/// ([`WeatherConfig::validate`], [`ApiKey::from_env`]). With `metrics`, fetches are counted into
+/// `millionx_weather_fetch_total{result,reason}` of that registry.
 /// Errors: the HTTP client or the thread cannot be created.
 pub fn spawn_feed(
     config: WeatherConfig,
@@ -335,9 +462,13 @@ pub fn spawn_feed(
     schedule: Schedule,
     tx: mpsc::Sender<WeatherEvent>,
     stop: tokio::sync::oneshot::Receiver<()>,
+    metrics: Option<millionx_metrics::Metrics>,
 ) -> Result<std::thread::JoinHandle<Result<RunSummary, SinkError>>, ConfigError> {
     let transport = ReqwestTransport::new(&config)?;
     let mut fetcher = Fetcher::new(config, key, transport)?;
+    if let Some(m) = metrics {
+        fetcher = fetcher.with_metrics(m);
+    }
     std::thread::Builder::new()
         .name("weather-owm".into())
         .spawn(move || {

@@ -12,6 +12,7 @@
 //! retry_max_delay_ms = 30000
 //! max_retry_after_ms = 120000 # a longer Retry-After gives up on the city for this round
 //! max_distance_km = 25.0      # payload coordinates vs the city centre
+//! every = "1h"                # round period of the live feed (`run --weather owm`), at least 1m
 //! cities = ["Dhaka", "Chittagong", "Sylhet", "Khulna", "Rajshahi", "Barisal", "Rangpur", "Mymensingh"]
 //!
 //! [weather.city_ids]          # optional: query these cities by OWM city id instead of lat/lon
@@ -71,6 +72,9 @@ pub struct WeatherConfig {
     pub cities: Vec<City>,
     /// Optional OWM city ids by city name; cities not listed are queried by their coordinates.
     pub city_ids: BTreeMap<String, u64>,
+    /// Round period of the live feed (`run --weather owm`), a duration like `1h` or `30m`, at least `1m`
+    /// ([`crate::cli::MIN_EVERY`]). `weather fetch` takes `--every` instead.
+    pub every: String,
 }
 
 impl Default for WeatherConfig {
@@ -87,6 +91,7 @@ impl Default for WeatherConfig {
             max_distance_km: DEFAULT_MAX_DISTANCE_KM,
             cities: City::ALL.to_vec(),
             city_ids: BTreeMap::new(),
+            every: String::from("1h"),
         }
     }
 }
@@ -173,6 +178,7 @@ impl WeatherConfig {
         if !(self.max_distance_km.is_finite() && self.max_distance_km > 0.0 && self.max_distance_km <= 500.0) {
             return Err(err("weather.max_distance_km", "must be in (0, 500]"));
         }
+        self.every()?;
         if self.cities.is_empty() {
             return Err(err("weather.cities", "must list at least one city"));
         }
@@ -239,6 +245,11 @@ impl WeatherConfig {
     /// The payload checks this configuration implies.
     pub fn checks(&self) -> Checks {
         Checks { max_distance_km: self.max_distance_km }
+    }
+
+    /// The parsed `every`. Errors (key `weather.every`): not a duration of at least one minute.
+    pub fn every(&self) -> Result<Duration, ConfigError> {
+        crate::cli::parse_every(&self.every).map_err(|reason| err("weather.every", reason))
     }
 
     /// Per-request timeout.
@@ -339,6 +350,8 @@ mod tests {
             ("[weather]\ncities = [\"Dhaka\", \"Dhaka\"]\n", "weather.cities"),
             ("[weather.city_ids]\nAtlantis = 1\n", "weather.city_ids.Atlantis"),
             ("[weather]\nmax_distance_km = -1.0\n", "weather.max_distance_km"),
+            ("[weather]\nevery = \"10s\"\n", "weather.every"),
+            ("[weather]\nevery = \"hourly\"\n", "weather.every"),
             ("[weather]\nretry_min_delay_ms = 5000\nretry_max_delay_ms = 10\n", "weather.retry_max_delay_ms"),
             ("[pipeline]\nx = 1\n", "weather"),
             ("[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n", "weather.cities"),

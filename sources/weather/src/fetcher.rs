@@ -120,6 +120,7 @@ pub struct Fetcher<T> {
     watermark: Option<Timestamp>,
     wall_clock: fn() -> Timestamp,
     jitter_seed: Option<u64>,
+    metrics: Option<millionx_metrics::Metrics>,
 }
 
 impl<T: Transport> Fetcher<T> {
@@ -143,6 +144,7 @@ impl<T: Transport> Fetcher<T> {
             watermark: None,
             wall_clock: Timestamp::now,
             jitter_seed: None,
+            metrics: None,
         })
     }
 
@@ -163,6 +165,21 @@ impl<T: Transport> Fetcher<T> {
     pub fn with_last_published(mut self, last: BTreeMap<City, Timestamp>) -> Fetcher<T> {
         self.last_published = last;
         self
+    }
+
+    /// Also counts into the Prometheus counter `millionx_weather_fetch_total{result,reason}` of `metrics`
+    /// (its `{ok,none}` series is created at 0 here, so a scrape shows it before the first round ends).
+    pub fn with_metrics(mut self, metrics: millionx_metrics::Metrics) -> Fetcher<T> {
+        metrics.init_weather_fetch();
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&mut self, result: FetchResult, reason: &'static str) {
+        self.counters.inc(result, reason);
+        if let Some(m) = &self.metrics {
+            m.weather_fetch(result.as_str(), reason, 1);
+        }
     }
 
     /// The counters so far.
@@ -255,23 +272,23 @@ impl<T: Transport> Fetcher<T> {
                 refused_key.get_or_insert(city);
             }
             for reason in retried {
-                self.counters.inc_failure(FetchResult::Retried, reason);
+                self.count(FetchResult::Retried, reason.as_str());
             }
             let status = match result {
                 Err(e) => {
-                    self.counters.inc_failure(FetchResult::Error, e.reason);
+                    self.count(FetchResult::Error, e.reason.as_str());
                     Status::Failed(e)
                 }
                 Ok(r) if self.last_published.get(&city).is_some_and(|last| r.timestamp <= *last) => {
-                    self.counters.inc(FetchResult::Skipped, REASON_UNCHANGED);
+                    self.count(FetchResult::Skipped, REASON_UNCHANGED);
                     Status::Unchanged
                 }
                 Ok(r) if self.watermark.is_some_and(|w| r.timestamp < w) => {
-                    self.counters.inc(FetchResult::Skipped, REASON_LATE);
+                    self.count(FetchResult::Skipped, REASON_LATE);
                     Status::Late
                 }
                 Ok(r) => {
-                    self.counters.inc(FetchResult::Ok, REASON_NONE);
+                    self.count(FetchResult::Ok, REASON_NONE);
                     self.last_published.insert(city, r.timestamp);
                     readings.push(r);
                     Status::Published

@@ -1,5 +1,7 @@
-//! Fetch counters, labelled as the Prometheus counter `millionx_weather_fetch_total{result,reason}` will be
-//! (the observability work exports them; this is the plain in-process tally).
+//! Fetch counters, labelled as the Prometheus counter `millionx_weather_fetch_total{result,reason}`: the plain
+//! in-process tally ([`crate::Fetcher::counters`]); [`crate::Fetcher::with_metrics`] adds the same counts to a
+//! `millionx_metrics::Metrics` registry, served on /metrics by `weather fetch --every` and by
+//! `run --weather owm`.
 //!
 //! | result | reason | counted when |
 //! |---|---|---|

@@ -1,5 +1,5 @@
 //! Where readings go: the [`ReadingSink`] trait, JSON Lines (file append or stdout), and a channel into a
-//! running pipeline. Kafka (`context.weather`) implements the same trait elsewhere.
+//! running pipeline. Kafka (`context.weather`) implements the same trait in [`crate::kafka`].
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -10,6 +10,7 @@ use std::sync::mpsc;
 use jiff::Timestamp;
 use millionx_dataflow::City;
 
+use crate::error::FailureReason;
 use crate::reading::Reading;
 
 /// A sink failure: what was being done and the I/O cause (never a reading's content).
@@ -30,6 +31,12 @@ pub trait ReadingSink {
 
     /// Called after a round's readings: no reading with an earlier `timestamp` will follow.
     fn round_complete(&mut self, watermark: Timestamp) -> Result<(), SinkError>;
+
+    /// Called before [`ReadingSink::round_complete`] when cities failed this round (city, reason label).
+    /// Default: nothing (the failures are logged and counted by the fetcher).
+    fn failures(&mut self, _failures: &[(City, FailureReason)]) -> Result<(), SinkError> {
+        Ok(())
+    }
 }
 
 /// Writes one JSON object per line (the [`Reading`] format) to any writer.
@@ -119,11 +126,14 @@ pub fn last_published_in(path: &Path) -> Result<BTreeMap<City, Timestamp>, SinkE
     Ok(last)
 }
 
-/// What a [`ChannelSink`] sends: a round's readings, then its watermark.
+/// What a [`ChannelSink`] sends per round: the new readings (when any), the failed cities (when any), then
+/// the watermark.
 #[derive(Clone, Debug, PartialEq)]
 pub enum WeatherEvent {
     /// New readings.
     Readings(Vec<Reading>),
+    /// Cities that failed this round, with the reason.
+    Failures(Vec<(City, FailureReason)>),
     /// The weather stream's watermark after a round.
     Watermark(Timestamp),
 }
@@ -158,6 +168,10 @@ impl ReadingSink for ChannelSink {
 
     fn round_complete(&mut self, watermark: Timestamp) -> Result<(), SinkError> {
         self.tx.send(WeatherEvent::Watermark(watermark)).map_err(|_| closed())
+    }
+
+    fn failures(&mut self, failures: &[(City, FailureReason)]) -> Result<(), SinkError> {
+        self.tx.send(WeatherEvent::Failures(failures.to_vec())).map_err(|_| closed())
     }
 }
 

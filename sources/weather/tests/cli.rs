@@ -23,8 +23,16 @@ fn data(name: &str) -> PathBuf {
 #[test]
 fn arguments() {
     match parse(&["millionx", "weather", "fetch", "--once", "--out", "w.jsonl", "--base-url", "http://127.0.0.1:1"]) {
-        Ok(WeatherCommand::Fetch(FetchArgs { once: true, every: None, out, base_url: Some(u), config: None })) => {
-            assert_eq!(out, OutTarget::File("w.jsonl".into()));
+        Ok(WeatherCommand::Fetch(FetchArgs {
+            once: true,
+            every: None,
+            out,
+            base_url: Some(u),
+            config: None,
+            kafka_brokers: None,
+            ..
+        })) => {
+            assert_eq!(out, Some(OutTarget::File("w.jsonl".into())));
             assert_eq!(u, "http://127.0.0.1:1");
         }
         other => panic!("{other:?}"),
@@ -32,10 +40,20 @@ fn arguments() {
     match parse(&["millionx", "weather", "fetch", "--every", "1h"]) {
         Ok(WeatherCommand::Fetch(a)) => {
             assert_eq!(a.every, Some(std::time::Duration::from_secs(3600)));
-            assert_eq!(a.out, OutTarget::Stdout);
+            assert_eq!(a.out, None, "stdout by default");
         }
         other => panic!("{other:?}"),
     }
+    match parse(&["millionx", "weather", "fetch", "--once", "--kafka-brokers", "127.0.0.1:9092", "--topic", "w.t"]) {
+        Ok(WeatherCommand::Fetch(a)) => {
+            assert_eq!(a.kafka_brokers.as_deref(), Some("127.0.0.1:9092"));
+            assert_eq!(a.topic.as_deref(), Some("w.t"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let both = ["millionx", "weather", "fetch", "--once", "--out", "w.jsonl", "--kafka-brokers", "127.0.0.1:9092"];
+    assert!(parse(&both).expect_err("one output").contains("cannot be used with"));
+    assert!(parse(&["millionx", "weather", "fetch", "--once", "--topic", "t"]).is_err(), "--topic needs Kafka");
     assert!(parse(&["millionx", "weather", "fetch"]).is_err(), "--once or --every is required");
     assert!(parse(&["millionx", "weather", "fetch", "--once", "--every", "1h"]).is_err());
     let short = parse(&["millionx", "weather", "fetch", "--every", "10s"]).expect_err("too short");
@@ -97,9 +115,12 @@ fn fetch_once_end_to_end_and_exit_codes() {
     let args = |base: &str| FetchArgs {
         once: true,
         every: None,
-        out: OutTarget::File(out.clone()),
+        out: Some(OutTarget::File(out.clone())),
         base_url: Some(base.to_owned()),
         config: Some(config.clone()),
+        kafka_brokers: None,
+        topic: None,
+        metrics: Default::default(),
     };
 
     std::env::remove_var("OPENWEATHER_API_KEY_FILE");

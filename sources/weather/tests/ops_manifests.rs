@@ -140,7 +140,7 @@ fn cronjob_is_hourly_forbid_with_the_key_from_a_secret() {
         other => panic!("{argv:?}: {other:?}"),
     };
     assert!(args.once && args.every.is_none());
-    assert_eq!(args.out, OutTarget::Stdout);
+    assert!(matches!(args.out, None | Some(OutTarget::Stdout)) && args.kafka_brokers.is_none(), "stdout");
     let config_path = args.config.expect("--config");
     let mount = c["volumeMounts"]
         .as_sequence()
