@@ -69,13 +69,32 @@ pub fn from_toml_text<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError>
 pub fn from_toml_value<T: DeserializeOwned>(value: toml::Value) -> Result<T, ConfigError> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let reason = e.inner().message().replace('\n', " ").trim().to_owned();
-        let mut key = e.path().iter().map(ToString::to_string).collect::<Vec<_>>();
-        if let Some(unknown) = reason.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-            if key.last().map(String::as_str) != Some(unknown) {
-                key.push(unknown.to_owned());
+        let mut key = String::new();
+        let mut last = None;
+        for segment in e.path().iter() {
+            match segment {
+                serde_path_to_error::Segment::Seq { index } => key.push_str(&format!("[{index}]")),
+                other => {
+                    let name = other.to_string();
+                    if !key.is_empty() {
+                        key.push('.');
+                    }
+                    key.push_str(&name);
+                    last = Some(name);
+                }
             }
         }
-        let key = if key.is_empty() { "(root)".to_owned() } else { key.join(".") };
+        if let Some(unknown) = reason.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            if last.as_deref() != Some(unknown) {
+                if !key.is_empty() {
+                    key.push('.');
+                }
+                key.push_str(unknown);
+            }
+        }
+        if key.is_empty() {
+            key.push_str("(root)");
+        }
         ConfigError { key, reason }
     })
 }

@@ -101,30 +101,6 @@ struct FileShape {
     weather: Option<WeatherConfig>,
 }
 
-/// The dotted key of the TOML line holding byte `offset` (`weather.cities`), from the nearest `[table]`
-/// header and the last `key =` line at or before the offset (multi-line arrays).
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let (mut table, mut key, mut pos) = (String::new(), None::<String>, 0);
-    for line in text.split_inclusive('\n') {
-        let t = line.trim();
-        if t.starts_with('[') {
-            table = t.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
-            key = None;
-        } else if let Some((k, _)) = t.split_once('=') {
-            key = Some(k.trim().trim_matches('"').to_owned());
-        }
-        if offset < pos + line.len() {
-            return Some(match key {
-                Some(k) if table.is_empty() => k,
-                Some(k) => format!("{table}.{k}"),
-                None => table,
-            });
-        }
-        pos += line.len();
-    }
-    None
-}
-
 /// How one city is asked for.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Query {
@@ -139,10 +115,7 @@ impl WeatherConfig {
     /// error, an unknown key (`weather.timeout`), a wrong type, a missing `[weather]` table, then
     /// [`WeatherConfig::validate`].
     pub fn from_toml(text: &str) -> Result<WeatherConfig, ConfigError> {
-        let shape: FileShape = toml::from_str(text).map_err(|e| {
-            let key = e.span().and_then(|s| key_at(text, s.start)).unwrap_or_else(|| "weather".to_owned());
-            err(&key, e.message().replace('\n', " ").trim().to_owned())
-        })?;
+        let shape: FileShape = millionx_dataflow::config::from_toml_text(text).map_err(|e| err(&e.key, e.reason))?;
         let config = shape.weather.ok_or_else(|| err("weather", "the file has no [weather] table"))?;
         config.validate()?;
         Ok(config)
@@ -345,7 +318,7 @@ mod tests {
             ("[weather]\nbase_url = \"http://api.openweathermap.org\"\n", "weather.base_url"),
             ("[weather]\nbase_url = \"ftp://localhost\"\n", "weather.base_url"),
             ("[weather]\nbase_url = \"https://u:p@example.org\"\n", "weather.base_url"),
-            ("[weather]\ncities = [\"Atlantis\"]\n", "weather.cities"),
+            ("[weather]\ncities = [\"Atlantis\"]\n", "weather.cities[0]"),
             ("[weather]\ncities = []\n", "weather.cities"),
             ("[weather]\ncities = [\"Dhaka\", \"Dhaka\"]\n", "weather.cities"),
             ("[weather.city_ids]\nAtlantis = 1\n", "weather.city_ids.Atlantis"),
@@ -354,9 +327,9 @@ mod tests {
             ("[weather]\nevery = \"hourly\"\n", "weather.every"),
             ("[weather]\nretry_min_delay_ms = 5000\nretry_max_delay_ms = 10\n", "weather.retry_max_delay_ms"),
             ("[pipeline]\nx = 1\n", "weather"),
-            ("[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n", "weather.cities"),
+            ("[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n", "weather.cities[1]"),
             ("[weather]\nspacing_ms = \"fast\"\n", "weather.spacing_ms"),
-            ("[weather\n", "weather"),
+            ("[weather\n", "(syntax)"),
         ];
         for (text, key) in cases {
             let e = WeatherConfig::from_toml(text).expect_err(text);

@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use millionx_source_weather::cli::WeatherCommand;
-use millionx_source_weather::sink::OutTarget;
 use millionx_source_weather::WeatherConfig;
 use serde_yaml_ng::Value;
 
@@ -140,7 +139,9 @@ fn cronjob_is_hourly_forbid_with_the_key_from_a_secret() {
         other => panic!("{argv:?}: {other:?}"),
     };
     assert!(args.once && args.every.is_none());
-    assert!(matches!(args.out, None | Some(OutTarget::Stdout)) && args.kafka_brokers.is_none(), "stdout");
+    assert!(args.out.is_none(), "no file output: {:?}", args.out);
+    assert!(args.kafka_brokers.as_deref().is_some_and(|b| !b.is_empty()), "publishes to Kafka");
+    assert_eq!(args.topic.as_deref(), Some("context.weather"));
     let config_path = args.config.expect("--config");
     let mount = c["volumeMounts"]
         .as_sequence()
