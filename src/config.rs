@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use millionx_dataflow::config::{Config, ConfigError};
+use millionx_dataflow::config::{from_toml_text, Config, ConfigError};
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_weaviate::WeaviateConfig;
 use millionx_source_kafka::KafkaConfig;
@@ -21,42 +21,27 @@ pub struct RunConfig {
     pub kafka: KafkaConfig,
 }
 
-fn prefixed(table: &str, e: impl std::fmt::Display, key: Option<&str>) -> ConfigError {
-    let text = e.to_string();
-    ConfigError {
-        key: key.map_or_else(
-            || table.to_owned(),
-            |k| if k.starts_with(table) { k.to_owned() } else { format!("{table}.{k}") },
-        ),
-        reason: text,
-    }
-}
-
 impl RunConfig {
-    /// Parses TOML text. Errors: syntax, unknown keys or bad values, naming the key.
+    /// Parses TOML text. Errors: syntax, unknown keys or bad values, naming the key by its dotted path
+    /// from the file's root (`weaviate.batch.max_records`).
     pub fn from_toml(text: &str) -> Result<RunConfig, ConfigError> {
-        let mut table: toml::Table = toml::from_str(text)
-            .map_err(|e| ConfigError { key: "(file)".into(), reason: e.to_string().trim().replace('\n', " ") })?;
+        let mut table: toml::Table = from_toml_text(text)?;
         let weaviate = match table.remove("weaviate") {
             None => None,
-            Some(v) => {
-                let text = toml::to_string(&v).map_err(|e| prefixed("weaviate", e, None))?;
-                let cfg =
-                    WeaviateConfig::from_toml(&text).map_err(|e| prefixed("weaviate", &e.reason, Some(&e.key)))?;
-                Some(cfg)
-            }
+            Some(toml::Value::Table(t)) => Some(WeaviateConfig::from_table(t)?),
+            Some(_) => return Err(not_a_table("weaviate")),
         };
         let snowflake = match table.remove("snowflake") {
             None => None,
-            Some(toml::Value::Table(t)) => {
-                Some(SnowflakeConfig::from_table(t).map_err(|e| prefixed("snowflake", &e.reason, Some(&e.key)))?)
-            }
-            Some(_) => return Err(ConfigError { key: "snowflake".into(), reason: "must be a table".into() }),
+            Some(toml::Value::Table(t)) => Some(
+                SnowflakeConfig::from_table(t)
+                    .map_err(|e| ConfigError { key: format!("snowflake.{}", e.key), reason: e.reason })?,
+            ),
+            Some(_) => return Err(not_a_table("snowflake")),
         };
         let kafka = KafkaConfig::from_table(table.remove("kafka"))
             .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
-        let core_text = toml::to_string(&table).map_err(|e| prefixed("(file)", e, None))?;
-        Ok(RunConfig { core: Config::from_toml(&core_text)?, weaviate, snowflake, kafka })
+        Ok(RunConfig { core: Config::from_table(table)?, weaviate, snowflake, kafka })
     }
 
     /// Reads and parses a TOML file.
@@ -67,6 +52,10 @@ impl RunConfig {
         })?;
         RunConfig::from_toml(&text)
     }
+}
+
+fn not_a_table(key: &str) -> ConfigError {
+    ConfigError { key: key.to_owned(), reason: "must be a table".to_owned() }
 }
 
 #[cfg(test)]
@@ -88,5 +77,16 @@ mod tests {
         assert_eq!(c.kafka.brokers, "k:9092");
         let e = RunConfig::from_toml("[kafka]\nepoch_messages = 0\n").expect_err("bad");
         assert_eq!(e.key, "kafka.epoch_messages");
+        for (text, key) in [
+            ("[batch]\nmax_records = \"x\"\n", "batch.max_records"),
+            ("[batch]\nmax_recordz = 3\n", "batch.max_recordz"),
+            ("[kafka]\nbrokers = 3\n", "kafka.brokers"),
+            ("[weaviate.batch]\nmax_records = \"x\"\n", "weaviate.batch.max_records"),
+            ("[snowflake]\naccount = 1\n", "snowflake.account"),
+            ("snowflake = 1\n", "snowflake"),
+            ("[batch\n", "(syntax)"),
+        ] {
+            assert_eq!(RunConfig::from_toml(text).expect_err(text).key, key, "{text}");
+        }
     }
 }

@@ -237,7 +237,7 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 #[test]
-fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains() {
+fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_completes_on_recovery() {
     let input = Broker::start(2);
     let dlq = Broker::start(1);
     let tmp = tempfile::tempdir().unwrap();
@@ -252,36 +252,53 @@ fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains()
     run_ok(&["run", "--embed", "off", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
     let total = written(&out_file);
 
-    // The DLQ broker stalls (SIGSTOP): the DLQ sink cannot acknowledge its first batch.
+    // The DLQ broker stalls (SIGSTOP) for 30 s: the DLQ sink cannot acknowledge its first batch, so the
+    // run pauses (max_epochs_unacknowledged) and commits nothing; when the broker resumes, the same run
+    // completes by itself (--exit-at-end).
     signal(dlq.child.id(), "-STOP");
-    let out1 = tmp.path().join("out-1");
-    let spawn = |out: &Path| {
+    let spawn = |out: &Path, group: &str, extra: &[&str]| {
         command()
             .args(["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(out)])
-            .args(["--source", "kafka", "--brokers", &input.addr, "--group", "stall"])
+            .args(["--source", "kafka", "--brokers", &input.addr, "--group", group])
+            .args(extra)
             .env("MILLIONX_PII_KEY", "test-key")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()
     };
-    let mut child = spawn(&out1);
+    let out1 = tmp.path().join("out-1");
+    let stalled_at = Instant::now();
+    let mut child = spawn(&out1, "stall", &["--exit-at-end"]);
     std::thread::sleep(Duration::from_secs(6));
     let (rows_a, rss_a) = (written(&out1), rss_kib(child.id()));
-    std::thread::sleep(Duration::from_secs(4));
+    std::thread::sleep(Duration::from_secs(30).saturating_sub(stalled_at.elapsed()));
     let (rows_b, rss_b) = (written(&out1), rss_kib(child.id()));
     assert!(child.try_wait().unwrap().is_none(), "the run must wait for the stalled sink, not fail");
     assert_eq!(rows_a, rows_b, "consumption continued while the DLQ sink was stalled");
     assert!(rows_b < total / 2, "paused early: {rows_b} of {total} rows written");
     assert!(rss_b < 400 * 1024 && rss_b <= rss_a + 32 * 1024, "memory grew while paused: {rss_a} → {rss_b} KiB");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    // Nothing was committed during the stall: a second consumer of the same group would start at 0.
+    assert_eq!(committed_total(&input.addr, "stall"), 0, "offsets committed past the stall");
     signal(dlq.child.id(), "-CONT");
+    let recovered = Instant::now();
+    let status = wait_timeout(&mut child, Duration::from_secs(120));
+    assert!(status.success(), "the run must complete once the sink recovers, got {status}");
+    eprintln!("stalled 30 s; completed {:?} after the sink recovered", recovered.elapsed());
+    for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
+        assert_eq!(ids(&out1, table, key), ids(&out_file, table, key), "{table}");
+    }
+    // The dead letters went to the DLQ topic, not to files.
+    assert!(common::files(&out1.join("dlq")).is_empty());
+    // Completion committed the end of every partition: the group has nothing left to read.
+    let out3 = tmp.path().join("out-3");
+    let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "stall", "--exit-at-end"];
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out3)), 0);
 
-    // Nothing was committed past the stall (every epoch had a dead letter): the group re-reads everything.
-    // This run is live (no --exit-at-end) and stops on SIGINT once caught up: flush, commit, exit 0.
+    // A live run (no --exit-at-end) stops on SIGINT once caught up: flush, commit, exit 0.
     let out2 = tmp.path().join("out-2");
-    let mut child = spawn(&out2);
+    let mut child = spawn(&out2, "live", &[]);
     // Caught up: rows stop growing. Records after the last weather reading wait for the weather watermark
     // (live semantics) until the shutdown ends the inputs.
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -305,12 +322,40 @@ fn a_stalled_sink_pauses_consumption_commits_nothing_past_it_and_sigint_drains()
     for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
         assert_eq!(ids(&out2, table, key), ids(&out_file, table, key), "{table}");
     }
-    // The dead letters went to the DLQ topic, not to files.
-    assert!(common::files(&out2.join("dlq")).is_empty());
-
     // The SIGINT shutdown committed the end of every partition.
-    let out3 = tmp.path().join("out-3");
-    let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "stall", "--exit-at-end"];
-    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
-    assert_eq!(rows(&canonical(&out3)), 0);
+    let out4 = tmp.path().join("out-4");
+    let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "live", "--exit-at-end"];
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out4)][..], &k[..]].concat());
+    assert_eq!(rows(&canonical(&out4)), 0);
+}
+
+/// The sum of the offsets `group` has committed on the two record topics' partitions (a partition
+/// without a commit counts 0).
+fn committed_total(brokers: &str, group: &str) -> i64 {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer =
+        rdkafka::ClientConfig::new().set("bootstrap.servers", brokers).set("group.id", group).create().unwrap();
+    let mut list = rdkafka::TopicPartitionList::new();
+    for topic in ["validated.social", "validated.market"] {
+        for p in 0..2 {
+            list.add_partition(topic, p);
+        }
+    }
+    let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
+    committed.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum()
+}
+
+/// Waits for `child` to exit, killing it and failing after `limit`.
+fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the run did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

@@ -28,6 +28,7 @@
 
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::record::StreamKind;
@@ -46,6 +47,37 @@ impl ConfigError {
     fn new(key: &str, reason: impl Into<String>) -> ConfigError {
         ConfigError { key: key.to_owned(), reason: reason.into() }
     }
+
+    /// The same error with `table.` in front of its key (a connector's table inside the run file).
+    pub fn within(self, table: &str) -> ConfigError {
+        ConfigError { key: format!("{table}.{}", self.key), reason: self.reason }
+    }
+}
+
+/// Deserializes TOML text into `T`. Errors: a syntax error (key `(syntax)`, the reason gives line and
+/// column), or what [`from_toml_value`] reports.
+pub fn from_toml_text<T: DeserializeOwned>(text: &str) -> Result<T, ConfigError> {
+    let value: toml::Table = toml::from_str(text)
+        .map_err(|e| ConfigError::new("(syntax)", e.to_string().replace('\n', " ").trim().to_owned()))?;
+    from_toml_value(toml::Value::Table(value))
+}
+
+/// Deserializes an already-parsed TOML table into `T`, naming the failing key by its dotted path from
+/// the table's root (`batch.max_records`; for an unknown key, the unknown key itself:
+/// `batch.max_recods`). Errors: unknown keys (under `deny_unknown_fields`), wrong types, bad values
+/// rejected by a field's own `Deserialize`.
+pub fn from_toml_value<T: DeserializeOwned>(value: toml::Value) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let reason = e.inner().message().replace('\n', " ").trim().to_owned();
+        let mut key = e.path().iter().map(ToString::to_string).collect::<Vec<_>>();
+        if let Some(unknown) = reason.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            if key.last().map(String::as_str) != Some(unknown) {
+                key.push(unknown.to_owned());
+            }
+        }
+        let key = if key.is_empty() { "(root)".to_owned() } else { key.join(".") };
+        ConfigError { key, reason }
+    })
 }
 
 /// The whole configuration.
@@ -188,10 +220,14 @@ impl Config {
     /// Parses TOML text. Errors: syntax, unknown keys, wrong types (the message names the key),
     /// then [`Config::validate`].
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("(file)").to_owned();
-            ConfigError { key, reason: e.to_string().replace('\n', " ").trim().to_owned() }
-        })?;
+        let config: Config = from_toml_text(text)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Takes the already-parsed file (connector tables removed) and validates it, as [`Config::from_toml`].
+    pub fn from_table(table: toml::Table) -> Result<Config, ConfigError> {
+        let config: Config = from_toml_value(toml::Value::Table(table))?;
         config.validate()?;
         Ok(config)
     }
@@ -272,8 +308,9 @@ mod tests {
     #[test]
     fn unknown_key_is_named() {
         let e = Config::from_toml("[batch]\nmax_recods = 5\n").expect_err("typo");
-        assert_eq!(e.key, "max_recods");
+        assert_eq!(e.key, "batch.max_recods");
         assert!(e.reason.contains("unknown field"), "{}", e.reason);
+        assert_eq!(Config::from_toml("[bacth]\nmax_records = 5\n").expect_err("typo").key, "bacth");
     }
 
     #[test]
@@ -295,6 +332,10 @@ mod tests {
     #[test]
     fn wrong_type_is_an_error() {
         let e = Config::from_toml("[dedup]\nhorizon_hours = \"week\"\n").expect_err("string");
-        assert!(e.to_string().contains("horizon_hours") || e.reason.contains("invalid type"), "{e}");
+        assert_eq!(e.key, "dedup.horizon_hours");
+        assert!(e.reason.contains("invalid type"), "{e}");
+        let e = Config::from_toml("[batch\n").expect_err("syntax");
+        assert_eq!(e.key, "(syntax)");
+        assert!(e.reason.contains("line 1"), "{e}");
     }
 }

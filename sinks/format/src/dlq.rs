@@ -29,19 +29,19 @@ impl Encoder<DeadLetter> for DeadLetterEncoder {
 
     fn encode(&mut self, d: &DeadLetter, out: &mut Vec<u8>) {
         let mut w = ObjectWriter::open(out);
-        w.field("reason", d.reason.as_str()).field_opt("detail", d.detail.as_ref());
+        w.text("reason", d.reason.as_str()).text_opt("detail", d.detail.as_deref());
         let o = d.origin;
         w.object("source", |s| match self.naming {
             SourceNaming::File => {
-                s.field("file", o.stream.file_name()).field("line", &(o.offset + 1));
+                s.text("file", o.stream.file_name()).field("line", &(o.offset + 1));
             }
             SourceNaming::Kafka => {
-                s.field("topic", o.stream.topic()).field("partition", &o.partition).field("offset", &o.offset);
+                s.text("topic", o.stream.topic()).field("partition", &o.partition).field("offset", &o.offset);
             }
         });
-        w.field("stream", o.stream.name())
-            .field("payload", &d.payload)
-            .field("received_at", &EventTime((d.received_ns / 1_000_000) as i64).to_rfc3339())
+        w.text("stream", o.stream.name())
+            .text("payload", &d.payload)
+            .text("received_at", &EventTime((d.received_ns / 1_000_000) as i64).to_rfc3339())
             .field_opt("event_time", d.event_time_ms.map(|ms| EventTime(ms).to_rfc3339()));
         w.close();
         out.push(b'\n');

@@ -76,7 +76,7 @@ impl RowEncoder {
 }
 
 fn kafka_columns(w: &mut ObjectWriter<'_>, meta: &Meta) {
-    w.field("KAFKA_TOPIC", meta.origin.stream.topic())
+    w.text("KAFKA_TOPIC", meta.origin.stream.topic())
         .field("KAFKA_PARTITION", &meta.origin.partition)
         .field("KAFKA_OFFSET", &meta.origin.offset);
 }
@@ -102,17 +102,17 @@ fn pii_columns(w: &mut ObjectWriter<'_>, e: &millionx_dataflow::record::Enrichme
 /// The anonymised raw post as an object (camelCase keys as received, ids replaced by hashes).
 pub fn raw_post(p: &EnrichedPost, out: &mut Vec<u8>) {
     let mut r = ObjectWriter::open(out);
-    r.field("postId", &p.post_id)
-        .field("platform", &p.platform)
-        .field("content", &p.content)
-        .field("authorHash", &p.author_hash)
+    r.text("postId", &p.post_id)
+        .text("platform", &p.platform)
+        .text("content", &p.content)
+        .text("authorHash", &p.author_hash)
         .field("likesCount", &p.likes_count)
         .field("commentsCount", &p.comments_count)
         .field("sharesCount", &p.shares_count)
         .field_opt("hashtags", p.hashtags.as_ref())
-        .field("city", p.city.name())
-        .field_opt("language", p.language.as_ref())
-        .field("postedAt", &p.posted_at)
+        .text("city", p.city.name())
+        .text_opt("language", p.language.as_deref())
+        .text("postedAt", &p.posted_at)
         .members(&p.extra);
     r.close();
 }
@@ -120,21 +120,21 @@ pub fn raw_post(p: &EnrichedPost, out: &mut Vec<u8>) {
 /// The anonymised raw order as an object.
 pub fn raw_order(o: &EnrichedOrder, out: &mut Vec<u8>) {
     let mut r = ObjectWriter::open(out);
-    r.field("orderId", &o.order_id)
-        .field("platform", &o.platform)
-        .field("customerIdHash", &o.customer_id_hash)
-        .field("productId", &o.product_id)
-        .field("productName", &o.product_name)
+    r.text("orderId", &o.order_id)
+        .text("platform", &o.platform)
+        .text("customerIdHash", &o.customer_id_hash)
+        .text("productId", &o.product_id)
+        .text("productName", &o.product_name)
         .field("quantity", &o.quantity)
         .field("unitPrice", &o.unit_price)
         .field("totalPrice", &o.total_price)
-        .field("currency", &o.currency)
-        .field("status", &o.status)
-        .field("paymentMethod", &o.payment_method)
-        .field_opt("paymentStatus", o.payment_status.as_ref())
-        .field_opt("shippingRegion", o.shipping_region.as_ref())
-        .field("shippingCity", o.shipping_city.name())
-        .field("orderedAt", &o.ordered_at)
+        .text("currency", &o.currency)
+        .text("status", &o.status)
+        .text("paymentMethod", &o.payment_method)
+        .text_opt("paymentStatus", o.payment_status.as_deref())
+        .text_opt("shippingRegion", o.shipping_region.as_deref())
+        .text("shippingCity", o.shipping_city.name())
+        .text("orderedAt", &o.ordered_at)
         .members(&o.extra);
     r.close();
 }
@@ -147,25 +147,25 @@ impl Encoder<EnrichedPost> for RowEncoder {
     fn encode(&mut self, p: &EnrichedPost, out: &mut Vec<u8>) {
         let e = &p.enrichment;
         let mut w = ObjectWriter::open(out);
-        w.field("POST_ID", &p.post_id)
-            .field("PLATFORM", &p.platform)
-            .field("CONTENT", &p.content)
-            .field("AUTHOR_HASH", &p.author_hash)
+        w.text("POST_ID", &p.post_id)
+            .text("PLATFORM", &p.platform)
+            .text("CONTENT", &p.content)
+            .text("AUTHOR_HASH", &p.author_hash)
             .field("LIKES_COUNT", &p.likes_count)
             .field("COMMENTS_COUNT", &p.comments_count)
             .field("SHARES_COUNT", &p.shares_count)
             .field("ENGAGEMENT_COUNT", &p.engagement_count())
             .field("HASHTAGS", &p.hashtags)
-            .field("CITY", p.city.name())
-            .field("LANGUAGE", &p.language)
+            .text("CITY", p.city.name())
+            .text_or_null("LANGUAGE", p.language.as_deref())
             .time("POSTED_AT", p.meta.event_time)
-            .field("PRODUCT_CATEGORY", e.category.name())
+            .text("PRODUCT_CATEGORY", e.category.name())
             .field("CATEGORY_CONFIDENCE", &e.category_confidence);
         weather_columns(&mut w, e);
         pii_columns(&mut w, e);
         w.with("RAW_RECORD", |b| raw_post(p, b));
         kafka_columns(&mut w, &p.meta);
-        w.field("INGESTED_AT", self.ingested_at.now());
+        w.text("INGESTED_AT", self.ingested_at.now());
         w.close();
         self.finish(out);
     }
@@ -181,43 +181,43 @@ impl Encoder<EnrichedOrder> for RowEncoder {
         let e = &o.enrichment;
         let mut w = ObjectWriter::open(out);
         if self.table == Table::PriceHistory {
-            w.field("ORDER_ID", &o.order_id)
-                .field("PRODUCT_ID", &o.product_id)
-                .field("PRODUCT_NAME", &o.product_name)
-                .field("PRODUCT_CATEGORY", e.category.name())
-                .field("PLATFORM", &o.platform)
+            w.text("ORDER_ID", &o.order_id)
+                .text("PRODUCT_ID", &o.product_id)
+                .text("PRODUCT_NAME", &o.product_name)
+                .text("PRODUCT_CATEGORY", e.category.name())
+                .text("PLATFORM", &o.platform)
                 .field("UNIT_PRICE", &o.unit_price)
-                .field("CURRENCY", &o.currency)
-                .field("CITY", o.shipping_city.name())
+                .text("CURRENCY", &o.currency)
+                .text("CITY", o.shipping_city.name())
                 .time("RECORDED_AT", o.meta.event_time)
-                .field("INGESTED_AT", self.ingested_at.now());
+                .text("INGESTED_AT", self.ingested_at.now());
             w.close();
             self.finish(out);
             return;
         }
-        w.field("ORDER_ID", &o.order_id)
-            .field("PLATFORM", &o.platform)
-            .field("CUSTOMER_ID_HASH", &o.customer_id_hash)
-            .field("PRODUCT_ID", &o.product_id)
-            .field("PRODUCT_NAME", &o.product_name)
-            .field("PRODUCT_CATEGORY", e.category.name())
+        w.text("ORDER_ID", &o.order_id)
+            .text("PLATFORM", &o.platform)
+            .text("CUSTOMER_ID_HASH", &o.customer_id_hash)
+            .text("PRODUCT_ID", &o.product_id)
+            .text("PRODUCT_NAME", &o.product_name)
+            .text("PRODUCT_CATEGORY", e.category.name())
             .field("CATEGORY_CONFIDENCE", &e.category_confidence)
             .field("QUANTITY", &o.quantity)
             .field("UNIT_PRICE", &o.unit_price)
             .field("TOTAL_PRICE", &o.total_price)
-            .field("CURRENCY", &o.currency)
-            .field("STATUS", &o.status)
-            .field("PAYMENT_METHOD", &o.payment_method)
-            .field("PAYMENT_STATUS", &o.payment_status)
-            .field("SHIPPING_REGION", &o.shipping_region)
-            .field("SHIPPING_CITY", o.shipping_city.name())
+            .text("CURRENCY", &o.currency)
+            .text("STATUS", &o.status)
+            .text("PAYMENT_METHOD", &o.payment_method)
+            .text_or_null("PAYMENT_STATUS", o.payment_status.as_deref())
+            .text_or_null("SHIPPING_REGION", o.shipping_region.as_deref())
+            .text("SHIPPING_CITY", o.shipping_city.name())
             .time("ORDERED_AT", o.meta.event_time)
-            .field("DAY_OF_WEEK", e.calendar.day_name());
+            .text("DAY_OF_WEEK", e.calendar.day_name());
         weather_columns(&mut w, e);
         pii_columns(&mut w, e);
         w.with("RAW_RECORD", |b| raw_order(o, b));
         kafka_columns(&mut w, &o.meta);
-        w.field("INGESTED_AT", self.ingested_at.now());
+        w.text("INGESTED_AT", self.ingested_at.now());
         w.close();
         self.finish(out);
     }
@@ -230,14 +230,14 @@ impl Encoder<WeatherReading> for RowEncoder {
 
     fn encode(&mut self, r: &WeatherReading, out: &mut Vec<u8>) {
         let mut w = ObjectWriter::open(out);
-        w.field("CITY", r.city.name())
-            .field("COUNTRY", &r.country)
+        w.text("CITY", r.city.name())
+            .text("COUNTRY", &r.country)
             .field("LATITUDE", &r.latitude)
             .field("LONGITUDE", &r.longitude)
             .time("TIMESTAMP", r.meta.event_time)
             .field("WEATHER_CONDITION", &r.condition)
-            .field("WEATHER_DESCRIPTION", &r.description)
-            .field("WEATHER_ICON", &r.icon)
+            .text("WEATHER_DESCRIPTION", &r.description)
+            .text("WEATHER_ICON", &r.icon)
             .field("TEMPERATURE", &r.temperature)
             .field("FEELS_LIKE", &r.feels_like)
             .field("TEMPERATURE_MIN", &r.temperature_min)
@@ -248,11 +248,11 @@ impl Encoder<WeatherReading> for RowEncoder {
             .field("WIND_SPEED", &r.wind_speed)
             .field("WIND_DEGREE", &r.wind_degree)
             .field("CLOUDS", &r.clouds)
-            .field("SUNRISE", &r.sunrise)
-            .field("SUNSET", &r.sunset)
+            .text("SUNRISE", &r.sunrise)
+            .text("SUNSET", &r.sunset)
             .raw("RAW_RECORD", &r.raw);
         kafka_columns(&mut w, &r.meta);
-        w.field("INGESTED_AT", self.ingested_at.now());
+        w.text("INGESTED_AT", self.ingested_at.now());
         w.close();
         self.finish(out);
     }

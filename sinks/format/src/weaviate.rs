@@ -58,9 +58,7 @@ impl ObjectEncoder {
 
 fn shared_properties(w: &mut ObjectWriter<'_>, e: &Enrichment) {
     if let Some(wx) = &e.weather {
-        w.field("weatherCondition", &wx.condition)
-            .field("temperature", &wx.temperature)
-            .field("humidity", &wx.humidity);
+        w.text("weatherCondition", &wx.condition).field("temperature", &wx.temperature).field("humidity", &wx.humidity);
     }
     w.field("isWeekend", &e.calendar.is_weekend).field("hourOfDay", &e.calendar.hour_of_day);
     w.field_opt("embeddingModel", e.embedding_model());
@@ -82,15 +80,15 @@ impl Encoder<EnrichedPost> for ObjectEncoder {
     fn encode(&mut self, p: &EnrichedPost, out: &mut Vec<u8>) {
         let e = &p.enrichment;
         let mut w = ObjectWriter::open(out);
-        w.field("class", Class::SocialPost.name()).field("id", &post_id(&p.post_id).to_string());
+        w.text("class", Class::SocialPost.name()).text("id", &post_id(&p.post_id).to_string());
         w.object("properties", |w| {
-            w.field("postId", &p.post_id)
-                .field("platform", &p.platform)
-                .field("content", &p.content)
-                .field("authorHash", &p.author_hash)
-                .field("city", p.city.name())
+            w.text("postId", &p.post_id)
+                .text("platform", &p.platform)
+                .text("content", &p.content)
+                .text("authorHash", &p.author_hash)
+                .text("city", p.city.name())
                 .time("postedAt", p.meta.event_time)
-                .field("productCategory", e.category.name())
+                .text("productCategory", e.category.name())
                 .field("categoryConfidence", &e.category_confidence)
                 .field("engagementCount", &p.engagement_count())
                 .field("likesCount", &p.likes_count)
@@ -111,28 +109,28 @@ impl Encoder<EnrichedOrder> for ObjectEncoder {
         let e = &o.enrichment;
         let ingested_at = self.ingested_at.now().to_owned();
         let mut w = ObjectWriter::open(out);
-        w.field("class", Class::MarketOrder.name()).field("id", &order_id(&o.order_id).to_string());
+        w.text("class", Class::MarketOrder.name()).text("id", &order_id(&o.order_id).to_string());
         w.object("properties", |w| {
-            w.field("orderId", &o.order_id)
-                .field("platform", &o.platform)
-                .field("customerIdHash", &o.customer_id_hash)
-                .field("productId", &o.product_id)
-                .field("productName", &o.product_name)
-                .field("productCategory", e.category.name())
+            w.text("orderId", &o.order_id)
+                .text("platform", &o.platform)
+                .text("customerIdHash", &o.customer_id_hash)
+                .text("productId", &o.product_id)
+                .text("productName", &o.product_name)
+                .text("productCategory", e.category.name())
                 .field("categoryConfidence", &e.category_confidence)
                 .field("quantity", &o.quantity)
                 .field("unitPrice", &o.unit_price)
                 .field("totalPrice", &o.total_price)
-                .field("currency", &o.currency)
-                .field("status", &o.status)
-                .field("paymentMethod", &o.payment_method)
-                .field_opt("paymentStatus", o.payment_status.as_ref())
-                .field_opt("shippingRegion", o.shipping_region.as_ref())
-                .field("shippingCity", o.shipping_city.name())
+                .text("currency", &o.currency)
+                .text("status", &o.status)
+                .text("paymentMethod", &o.payment_method)
+                .text_opt("paymentStatus", o.payment_status.as_deref())
+                .text_opt("shippingRegion", o.shipping_region.as_deref())
+                .text("shippingCity", o.shipping_city.name())
                 .time("orderedAt", o.meta.event_time)
-                .field("dayOfWeek", e.calendar.day_name());
+                .text("dayOfWeek", e.calendar.day_name());
             shared_properties(w, e);
-            w.field("ingestedAt", &ingested_at);
+            w.text("ingestedAt", &ingested_at);
         });
         close_object(w, e);
     }

@@ -1,4 +1,4 @@
-//! `[sink.snowflake]` configuration: parsed with unknown keys rejected, checked by a pure
+//! `[snowflake]` configuration: parsed with unknown keys rejected, checked by a pure
 //! [`SnowflakeConfig::validate`] before any network I/O, secrets resolved from env or a file at start.
 
 use std::fmt;
@@ -13,11 +13,11 @@ use serde::Deserialize;
 /// Source: Snowflake docs, "Semi-structured data size limitations" (16 MB compressed/uncompressed VARIANT).
 pub const MAX_BATCH_BYTES: usize = 15 << 20;
 
-/// Config problem, naming the key (`sink.snowflake.<key>`) and the reason.
+/// Config problem, naming the key (`snowflake.<key>`) and the reason.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("sink.snowflake.{key}: {reason}")]
+#[error("snowflake.{key}: {reason}")]
 pub struct ConfigError {
-    /// Dotted key below `sink.snowflake`.
+    /// Dotted key below `snowflake`.
     pub key: String,
     /// Why it is rejected.
     pub reason: String,
@@ -52,7 +52,7 @@ impl Method {
     }
 }
 
-/// `[sink.snowflake]`.
+/// `[snowflake]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SnowflakeConfig {
@@ -120,7 +120,7 @@ pub struct SecretSource {
     pub file: Option<PathBuf>,
 }
 
-/// `[sink.snowflake.auth]`.
+/// `[snowflake.auth]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AuthConfig {
@@ -140,7 +140,7 @@ pub enum AuthConfig {
     },
 }
 
-/// `[sink.snowflake.batch]`.
+/// `[snowflake.batch]`.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BatchSettings {
@@ -158,7 +158,7 @@ impl Default for BatchSettings {
     }
 }
 
-/// `[sink.snowflake.retry]`: jittered exponential backoff for network errors, HTTP 429/5xx, expired
+/// `[snowflake.retry]`: jittered exponential backoff for network errors, HTTP 429/5xx, expired
 /// sessions and Snowflake's transient codes.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -189,7 +189,7 @@ impl RetrySettings {
     }
 }
 
-/// `[sink.snowflake.sql]`.
+/// `[snowflake.sql]`.
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct SqlSettings {
@@ -206,7 +206,7 @@ impl Default for SqlSettings {
     }
 }
 
-/// `[sink.snowflake.streaming]`.
+/// `[snowflake.streaming]`.
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StreamingSettings {
@@ -279,23 +279,24 @@ fn is_identifier(s: &str) -> bool {
 }
 
 impl SnowflakeConfig {
-    /// Parses the `[sink.snowflake]` table from TOML text (unknown keys rejected) and validates it.
+    /// Parses the `[snowflake]` table from TOML text (unknown keys rejected) and validates it.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad key.
     pub fn from_toml(text: &str) -> Result<SnowflakeConfig, ConfigError> {
-        let config: SnowflakeConfig = toml::from_str(text).map_err(|e| err("(toml)", e.message().to_owned()))?;
+        let config: SnowflakeConfig =
+            millionx_dataflow::config::from_toml_text(text).map_err(|e| err(&e.key, e.reason))?;
         config.validate()?;
         Ok(config)
     }
 
-    /// Takes the already-parsed `[sink.snowflake]` table (e.g. from the pipeline's config file) and validates it.
+    /// Takes the already-parsed `[snowflake]` table (e.g. from the pipeline's config file) and validates it.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the first bad key.
     pub fn from_table(table: toml::Table) -> Result<SnowflakeConfig, ConfigError> {
         let config: SnowflakeConfig =
-            table.try_into().map_err(|e: toml::de::Error| err("(toml)", e.message().to_owned()))?;
+            millionx_dataflow::config::from_toml_value(toml::Value::Table(table)).map_err(|e| err(&e.key, e.reason))?;
         config.validate()?;
         Ok(config)
     }
@@ -496,6 +497,9 @@ password = { env = "SF_PW" }
     fn bad_keys_are_named() {
         let unknown = SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).expect_err("rejected");
         assert!(unknown.reason.contains("colour"), "{unknown}");
+        assert_eq!(unknown.key, "colour");
+        let wrong = SnowflakeConfig::from_toml(&format!("{BASE}[retry]\nmax_retries = \"many\"\n")).expect_err("type");
+        assert_eq!(wrong.to_string().split(':').next(), Some("snowflake.retry.max_retries"), "{wrong}");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
         c.batch.max_bytes = 32 << 20;
         assert_eq!(c.validate().expect_err("rejected").key, "batch.max_bytes");

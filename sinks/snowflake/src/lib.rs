@@ -175,7 +175,7 @@ impl SnowflakeSink {
         self.config.method.framing()
     }
 
-    /// The flush policy from `[sink.snowflake.batch]`.
+    /// The flush policy from `[snowflake.batch]`.
     pub fn batch_policy(&self) -> BatchPolicy {
         self.config.batch_policy()
     }

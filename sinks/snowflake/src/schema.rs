@@ -13,7 +13,7 @@ pub const SCHEMA_SQL: &str = include_str!("../../../ops/snowflake/schema-setup.s
 /// `snowflake schema` arguments.
 #[derive(Clone, Debug, Default, clap::Args, PartialEq, Eq)]
 pub struct SchemaArgs {
-    /// Run the statements against the account in the `[sink.snowflake]` config (default: print them).
+    /// Run the statements against the account in the `[snowflake]` config (default: print them).
     #[arg(long)]
     pub apply: bool,
     /// With --apply: validate the config and list what would run, without connecting.
@@ -120,7 +120,7 @@ pub fn run_schema(args: &SchemaArgs, config: Option<&SnowflakeConfig>, mut out: 
         out.write_all(SCHEMA_SQL.as_bytes()).map_err(|e| e.to_string())?;
         return Ok(());
     }
-    let config = config.ok_or("snowflake schema --apply needs a [sink.snowflake] section in the config")?;
+    let config = config.ok_or("snowflake schema --apply needs a [snowflake] section in the config")?;
     config.validate().map_err(|e| e.to_string())?;
     let statements = split_statements(SCHEMA_SQL);
     if args.dry_run {
@@ -182,6 +182,6 @@ mod tests {
         assert_eq!(text.lines().count(), split_statements(SCHEMA_SQL).len());
         assert!(text.contains("CREATE WAREHOUSE IF NOT EXISTS MILLIONX_WH"));
         let e = run_schema(&SchemaArgs { apply: true, dry_run: false }, None, Vec::new()).expect_err("rejected");
-        assert!(e.contains("[sink.snowflake]"));
+        assert!(e.contains("[snowflake]"));
     }
 }

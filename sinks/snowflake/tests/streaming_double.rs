@@ -1,5 +1,5 @@
 //! Method `snowpipe_streaming` against the double of the REST API (`streaming::double`), and against a real
-//! account when `MILLIONX_SNOWFLAKE_STREAMING_CONFIG` names a `[sink.snowflake]` TOML file (method
+//! account when `MILLIONX_SNOWFLAKE_STREAMING_CONFIG` names a `[snowflake]` TOML file (method
 //! `snowpipe_streaming`, key-pair auth, schema applied).
 
 mod common;

@@ -172,10 +172,17 @@ impl std::fmt::Debug for ApiKey {
 impl WeaviateConfig {
     /// Parses a `[weaviate]` table given as TOML text (the table's own keys, as in tests).
     pub fn from_toml(text: &str) -> Result<WeaviateConfig, ConfigError> {
-        let config: WeaviateConfig = toml::from_str(text).map_err(|e| {
-            let key = e.message().split('`').nth(1).unwrap_or("(table)").to_owned();
-            err(&key, e.to_string().replace('\n', " ").trim().to_owned())
-        })?;
+        let config: WeaviateConfig =
+            millionx_dataflow::config::from_toml_text(text).map_err(|e| e.within("weaviate"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Takes the already-parsed `[weaviate]` table of the run file and validates it, as
+    /// [`WeaviateConfig::from_toml`].
+    pub fn from_table(table: toml::Table) -> Result<WeaviateConfig, ConfigError> {
+        let config: WeaviateConfig =
+            millionx_dataflow::config::from_toml_value(toml::Value::Table(table)).map_err(|e| e.within("weaviate"))?;
         config.validate()?;
         Ok(config)
     }

@@ -119,10 +119,7 @@ impl KafkaConfig {
     pub fn from_table(table: Option<toml::Value>) -> Result<KafkaConfig, KafkaConfigError> {
         let config = match table {
             None => KafkaConfig::default(),
-            Some(v) => KafkaConfig::deserialize(v).map_err(|e| {
-                let key = e.message().split('`').nth(1).unwrap_or("(table)").to_owned();
-                err(&key, e.to_string().replace('\n', " ").trim().to_owned())
-            })?,
+            Some(v) => millionx_dataflow::config::from_toml_value(v).map_err(|e| err(&e.key, e.reason))?,
         };
         config.validate()?;
         Ok(config)
