@@ -44,7 +44,7 @@ pub enum Command {
     Snowflake(SnowflakeArgs),
     /// Print the all-MiniLM-L6-v2 embedding of each text as a JSON array, one per line.
     Embed(millionx_embed::EmbedArgs),
-    /// Embed a query and print the nearest stored objects (local index of `out/weaviate`).
+    /// Embed a query and print the nearest stored objects (Weaviate when configured, else `out/weaviate`).
     Search(millionx_embed::SearchArgs),
     /// Load a JSON Lines data set (social.jsonl, market.jsonl, weather.jsonl) into the three Kafka topics.
     Produce(ProduceArgs),
@@ -113,11 +113,15 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sink: Vec<SinkChoice>,
     /// Embed posts and orders with all-MiniLM-L6-v2 (model from `$MILLIONX_MODEL_DIR` or the cache that
-    /// `ops/models/fetch-minilm.sh` fills; without a model the run says so once and goes on without vectors).
-    #[arg(long)]
-    pub embed: bool,
-    /// How long a record may wait for its vector before it goes out without one, ms.
-    #[arg(long, default_value_t = 600_000)]
+    /// `ops/models/fetch-minilm.sh` fills): `auto` = on when the model loads, else one notice and no vectors;
+    /// `on` = a missing model is an error; `off`. A bare `--embed` means `on`.
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = millionx_embed::EmbedMode::Auto,
+          num_args = 0..=1, default_missing_value = "on")]
+    pub embed: millionx_embed::EmbedMode,
+    /// Longest a record waits for its vector before it goes out without one, ms (1–3,600,000). It bounds how
+    /// long embedding can hold the pipeline's frontier back; see operators/embed/CONTEXT.md for the choice.
+    #[arg(long, value_name = "MS", default_value_t = 60_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub embed_deadline_ms: u64,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
@@ -307,7 +311,15 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Search(args) => {
-            match millionx_embed::run_search(&args, &mut std::io::stdout(), &mut std::io::stderr()) {
+            let weaviate = match search_server(&args) {
+                Ok(w) => w,
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            let (mut out, mut note) = (std::io::stdout(), std::io::stderr());
+            match millionx_embed::run_search(&args, weaviate.as_ref(), &mut out, &mut note) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -349,6 +361,28 @@ pub fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// The Weaviate server `millionx search` queries: none with `--index`; else `--config`'s `[weaviate]` table, else
+/// `$WEAVIATE_URL`; none when neither is set (the local index is searched). Errors: unreadable or invalid
+/// configuration (the message names the key).
+fn search_server(args: &millionx_embed::SearchArgs) -> Result<Option<millionx_sink_weaviate::WeaviateConfig>, String> {
+    if args.index.is_some() {
+        return Ok(None);
+    }
+    let from_file = match &args.config {
+        Some(p) => RunConfig::from_file(p).map_err(|e| e.to_string())?.weaviate,
+        None => None,
+    };
+    let config = match from_file {
+        Some(c) => c,
+        None => match std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
+            Some(url) => millionx_sink_weaviate::WeaviateConfig { url, ..Default::default() },
+            None => return Ok(None),
+        },
+    };
+    config.validate().map_err(|e| format!("weaviate: {e}"))?;
+    Ok(Some(config))
 }
 
 /// Why a run failed.
@@ -487,24 +521,11 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(Arc::new(SnowflakeSink::connect(cfg).map_err(|e| Failure::Usage(e.to_string()))?))
         }
     };
-    let embed = match args.embed {
-        false => None,
-        true => match millionx_embed::load_from_env().map_err(|e| Failure::Usage(format!("--embed: {e}")))? {
-            None => None,
-            Some(model) => Some(
-                millionx_embed::EmbedPool::start(Arc::new(model), millionx_embed::PoolConfig::default())
-                    .map_err(|e| Failure::Usage(format!("--embed: {e}")))?,
-            ),
-        },
-    };
-    let embed_config = millionx_embed::EmbedConfig {
-        deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
-        ..millionx_embed::EmbedConfig::default()
-    };
     let (metrics, server) = millionx_metrics::start(&config.metrics).map_err(|e| Failure::Usage(e.to_string()))?;
     if let Some(server) = &server {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
     }
+    let (embed, embed_config, embed_stats) = start_embedding(args, &metrics)?;
     let live_weather = match args.live_weather.source {
         WeatherSourceKind::Input => None,
         WeatherSourceKind::Owm => {
@@ -519,8 +540,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         input,
         weaviate,
         snowflake,
-        embed,
+        embed: embed.clone(),
         embed_config,
+        embed_stats: Arc::clone(&embed_stats),
         metrics,
         live_weather,
     };
@@ -544,6 +566,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let summary = Summary::from_reports(&reports, elapsed, &latency);
     print!("{}", summary.render());
+    if let Some(pool) = &embed {
+        println!("{}", embedding_summary(&embed_stats, &pool.stats()));
+    }
     let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
     let mut summary = serde_json::to_value(&summary).map_err(|e| Failure::Run(e.to_string()))?;
     if let Some(feed) = reports.iter().find_map(|r| r.weather_feed.as_ref()) {
@@ -560,6 +585,46 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     drop(server);
     Ok(())
+}
+
+/// The `--embed` pool (`None`: embeddings off), operator settings and shared counters of a run; batch
+/// latencies feed `millionx_embedding_duration_seconds`. Errors ([`Failure::Usage`]): `--embed on` without a
+/// usable model, a bad `MILLIONX_MODEL_DIR`, or an operator setting out of range (named).
+fn start_embedding(
+    args: &RunArgs,
+    metrics: &millionx_metrics::Metrics,
+) -> Result<(Option<millionx_embed::EmbedPool>, millionx_embed::EmbedConfig, Arc<millionx_embed::EmbedStats>), Failure>
+{
+    let embed_config = millionx_embed::EmbedConfig {
+        deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
+        ..millionx_embed::EmbedConfig::default()
+    };
+    embed_config.validate().map_err(|e| Failure::Usage(format!("--embed-deadline-ms: {e}")))?;
+    let m = metrics.clone();
+    let observer: millionx_embed::BatchObserver = Arc::new(move |took, _texts| m.embedding_duration(took));
+    let pool = millionx_embed::start_for_run(args.embed, millionx_embed::PoolConfig::default(), Some(observer))
+        .map_err(|e| Failure::Usage(format!("--embed: {e}")))?;
+    Ok((pool, embed_config, Arc::new(millionx_embed::EmbedStats::default())))
+}
+
+/// One line on what embedding did in a run: records embedded, coverage, late (deadline), cache hits, batches
+/// and the batch latency p95 (ms).
+fn embedding_summary(stats: &millionx_embed::EmbedStats, pool: &millionx_embed::PoolStats) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    format!(
+        "embeddings: {} of {} records embedded (coverage {:.1}%), {} past the deadline, {} failed; {} texts through \
+         the model in {} batches (p95 {:.0} ms), {} cache hits, {} coalesced",
+        stats.embedded.load(Relaxed),
+        stats.records_in.load(Relaxed),
+        stats.coverage() * 100.0,
+        stats.late.load(Relaxed),
+        stats.failed.load(Relaxed),
+        pool.embedded,
+        pool.batches,
+        pool.batch_p95_us as f64 / 1000.0,
+        pool.cache_hits,
+        pool.coalesced
+    )
 }
 
 /// Writes `h` (µs) as an HdrHistogram percentile distribution in ms (the `.hgrm` text format).

@@ -1,7 +1,7 @@
 //! The MillionX graph, as every worker builds it, and the run loop.
 //!
 //! ```text
-//! file sources ─► validate ─► dedup (exchange by id) ─► anonymise ─► categorise ─► weather as-of join ─► calendar ─► sinks
+//! file sources ─► validate ─► dedup (exchange by id) ─► anonymise ─► categorise ─► weather as-of join ─► calendar ─► embed ─► sinks
 //!      │              │           │                                                    ▲      ▲
 //!      │              │           └── duplicates ───────────────┐                      │      │
 //!      │              ├── watermark reports (broadcast) ────────┼──────────────────────┘      │
@@ -77,6 +77,8 @@ pub struct Settings {
     pub embed_config: EmbedConfig,
     /// `run --weather owm`: the weather stream comes from the live fetcher instead of the input.
     pub live_weather: Option<LiveWeather>,
+    /// Embedding counters shared by every worker's `embed` operators (the backlog gauge reads them).
+    pub embed_stats: Arc<EmbedStats>,
 }
 
 /// The live weather feed of a run (`--weather owm`), shared by the process's workers; worker 0 takes the
@@ -261,13 +263,14 @@ fn batch_counter<D>(m: &Metrics, stream: StreamKind, f: fn(&Metrics, &'static st
 fn count_enriched<T: Enriched>(m: &Metrics, batch: &[Arc<T>]) {
     let stream = T::STREAM.name();
     let now_ms = (now_unix_ns() / 1_000_000) as i64;
-    let (mut pii, mut enriched) = (0u64, 0u64);
+    let (mut pii, mut enriched, mut embedded) = (0u64, 0u64, 0u64);
     let mut fields = [0u64; 8];
     let mut categories = [0u64; 8];
     for r in batch {
         let e = r.enrichment();
         pii += u64::from(e.pii.detected);
         enriched += u64::from(e.weather.is_some());
+        embedded += u64::from(e.embedding.is_some());
         for (bit, n) in fields.iter_mut().enumerate() {
             *n += u64::from(e.pii.fields >> bit & 1);
         }
@@ -279,6 +282,7 @@ fn count_enriched<T: Enriched>(m: &Metrics, batch: &[Arc<T>]) {
     }
     m.pii_detected(stream, pii);
     m.weather_enriched(stream, enriched);
+    m.embedding_texts(stream, embedded);
     for (name, n) in PiiReport::FIELDS.into_iter().zip(fields) {
         if n > 0 {
             m.pii_fields_anonymized(stream, name, n);
@@ -492,7 +496,7 @@ pub fn run_worker(
         let orders_dup = count(orders_dup, batch_counter(&metrics, StreamKind::Market, Metrics::duplicates));
         let readings_dup = count(readings_dup, batch_counter(&metrics, StreamKind::Weather, Metrics::duplicates));
 
-        let embed_stats = Arc::new(EmbedStats::default());
+        let embed_stats = &settings.embed_stats;
         let anonymiser = Anonymiser::new(&settings.pii_key);
         let categoriser = Categoriser::new();
         let calendar = LocalCalendar::dhaka();
@@ -511,7 +515,7 @@ pub fn run_worker(
             })
             .weather_join(weather_table.clone(), reports.clone(), tracker(), max_age)
             .map_in_place(move |p: &mut EnrichedPost| p.enrichment.calendar = cal.at(p.meta.event_time))
-            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
+            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(embed_stats))
             .map(Arc::new);
         let m = metrics.clone();
         let posts_out = count(posts_out, move |d| count_enriched(&m, d));
@@ -525,7 +529,7 @@ pub fn run_worker(
             })
             .weather_join(weather_table, reports.clone(), tracker(), max_age)
             .map_in_place(move |o: &mut EnrichedOrder| o.enrichment.calendar = calendar.at(o.meta.event_time))
-            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(&embed_stats))
+            .embed(settings.embed.as_ref(), settings.embed_config.clone(), Arc::clone(embed_stats))
             .map(Arc::new);
         let m = metrics.clone();
         let orders_out = count(orders_out, move |d| count_enriched(&m, d));
@@ -652,6 +656,7 @@ pub fn run_worker(
     })?;
 
     let mut last_in_flight = 0u64;
+    let mut last_backlog = u64::MAX; // first step exports the gauge (0) when embeddings are on
     while worker.step_or_park(Some(Duration::from_millis(20))) {
         let acked_from = ack.with_frontier(|f| f.iter().min().copied());
         let in_flight = match (started.get(), acked_from) {
@@ -661,6 +666,13 @@ pub fn run_worker(
         if in_flight != last_in_flight {
             last_in_flight = in_flight;
             metrics.epochs_in_flight(index, in_flight);
+        }
+        if settings.embed.is_some() {
+            let backlog = settings.embed_stats.pending.load(std::sync::atomic::Ordering::Relaxed);
+            if backlog != last_backlog {
+                last_backlog = backlog;
+                metrics.embedding_backlog(backlog);
+            }
         }
         if let Some(e) = first_error(&errors) {
             return Err(abandon(worker, e));

@@ -30,7 +30,7 @@ fn the_embedded_default_keeps_the_samples_own_bangla_posts() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     let run = command()
-        .args(["run", "--out", out.to_str().unwrap()])
+        .args(["run", "--embed", "off", "--out", out.to_str().unwrap()])
         .current_dir(repo())
         .env("MILLIONX_PII_KEY", "test-key")
         .output()
@@ -98,7 +98,7 @@ fn real_bangla_and_banglish_text_survives_byte_for_byte() {
     std::fs::write(input.join("social.jsonl"), social).unwrap();
     std::fs::write(input.join("market.jsonl"), "").unwrap();
     std::fs::write(input.join("weather.jsonl"), "").unwrap();
-    run_ok(&["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    run_ok(&["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     let got = contents(&out);
     let dead: Vec<Value> = ndjson(&out.join("dlq"));
     for (i, t) in texts.iter().enumerate() {

@@ -81,10 +81,12 @@ fn kafka_replay_with_two_workers_equals_the_file_replay_and_commits_the_end() {
     run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
 
     let out_file = tmp.path().join("out-file");
-    run_ok(&["run", "-w", "2", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    run_ok(&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
     let out_kafka = tmp.path().join("out-kafka");
     let k = ["--source", "kafka", "--brokers", &broker.addr, "--group", "accept", "--exit-at-end"];
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out_kafka)][..], &k[..]].concat());
+    run_ok(
+        &[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out_kafka)][..], &k[..]].concat(),
+    );
 
     let mut want = canonical(&out_file);
     normalise_dlq(&mut want);
@@ -97,13 +99,15 @@ fn kafka_replay_with_two_workers_equals_the_file_replay_and_commits_the_end() {
 
     // Offsets were committed at the end of every partition: the same group reads nothing more.
     let out_again = tmp.path().join("out-again");
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out_again)][..], &k[..]].concat());
+    run_ok(
+        &[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out_again)][..], &k[..]].concat(),
+    );
     assert_eq!(rows(&canonical(&out_again)), 0, "a rerun of the group re-read committed messages");
 
     // A new group starts from the earliest offsets again (auto.offset.reset = earliest).
     let out_new = tmp.path().join("out-new");
     let k2 = ["--source", "kafka", "--brokers", &broker.addr, "--group", "fresh", "--exit-at-end", "-w", "1"];
-    run_ok(&[&["run", "--config", s(&config), "--out", s(&out_new)][..], &k2[..]].concat());
+    run_ok(&[&["run", "--embed", "off", "--config", s(&config), "--out", s(&out_new)][..], &k2[..]].concat());
     assert_eq!(canonical(&out_new)["SOCIAL_POSTS"], got["SOCIAL_POSTS"]);
 }
 
@@ -121,11 +125,11 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
     let config = write_config(tmp.path(), "max_epochs_unacknowledged = 2\nmax_poll_records = 200\n");
     run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
     let out_file = tmp.path().join("out-file");
-    run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    run_ok(&["run", "--embed", "off", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
 
     let out1 = tmp.path().join("out-1");
     let mut child = command()
-        .args(["run", "-w", "2", "--config", s(&config), "--out", s(&out1)])
+        .args(["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out1)])
         .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "kill", "--exit-at-end"])
         .env("MILLIONX_PII_KEY", "test-key")
         .stdout(Stdio::null())
@@ -145,7 +149,7 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
 
     let out2 = tmp.path().join("out-2");
     let k = ["--source", "kafka", "--brokers", &broker.addr, "--group", "kill", "--exit-at-end"];
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out2)][..], &k[..]].concat());
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out2)][..], &k[..]].concat());
     for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
         let want = ids(&out_file, table, key);
         let got: BTreeSet<String> = ids(&out1, table, key).union(&ids(&out2, table, key)).cloned().collect();
@@ -156,7 +160,7 @@ fn sigkill_mid_run_then_restart_loses_nothing_and_commits_the_end() {
 
     // Committed offsets are at the end of every partition: the group reads nothing more.
     let out3 = tmp.path().join("out-3");
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
     assert_eq!(rows(&canonical(&out3)), 0);
 }
 
@@ -191,7 +195,7 @@ fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_comple
     );
     run_ok(&["produce", "--input", s(&data), "--brokers", &input.addr]);
     let out_file = tmp.path().join("out-file");
-    run_ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    run_ok(&["run", "--embed", "off", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
     let total = written(&out_file);
 
     // The DLQ broker stalls (SIGSTOP) for 30 s: the DLQ sink cannot acknowledge its first batch, so the
@@ -200,7 +204,7 @@ fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_comple
     signal(dlq.child.id(), "-STOP");
     let spawn = |out: &Path, group: &str, extra: &[&str]| {
         command()
-            .args(["run", "-w", "2", "--config", s(&config), "--out", s(out)])
+            .args(["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(out)])
             .args(["--source", "kafka", "--brokers", &input.addr, "--group", group])
             .args(extra)
             .env("MILLIONX_PII_KEY", "test-key")
@@ -235,7 +239,7 @@ fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_comple
     // Completion committed the end of every partition: the group has nothing left to read.
     let out3 = tmp.path().join("out-3");
     let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "stall", "--exit-at-end"];
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out3)][..], &k[..]].concat());
     assert_eq!(rows(&canonical(&out3)), 0);
 
     // A live run (no --exit-at-end) stops on SIGINT once caught up: flush, commit, exit 0.
@@ -267,7 +271,7 @@ fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_comple
     // The SIGINT shutdown committed the end of every partition.
     let out4 = tmp.path().join("out-4");
     let k = ["--source", "kafka", "--brokers", &input.addr, "--group", "live", "--exit-at-end"];
-    run_ok(&[&["run", "-w", "2", "--config", s(&config), "--out", s(&out4)][..], &k[..]].concat());
+    run_ok(&[&["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out4)][..], &k[..]].concat());
     assert_eq!(rows(&canonical(&out4)), 0);
 }
 

@@ -290,7 +290,7 @@ fn own_generator_run_is_correct_record_by_record() {
         "--bad-rate",
         "0.05",
     ]);
-    run_ok(&["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "-w", "2"]);
+    run_ok(&["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "-w", "2"]);
     check_run(&input, &out);
 }
 
@@ -304,7 +304,7 @@ fn reference_generator_run_is_correct_record_by_record() {
     ) {
         return;
     }
-    run_ok(&["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "-w", "2"]);
+    run_ok(&["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "-w", "2"]);
     check_run(&input, &out);
 }
 
@@ -327,7 +327,8 @@ fn results_do_not_depend_on_the_number_of_workers_or_processes() {
     ]);
     let run = |name: &str, extra: &[&str]| {
         let out = dir.path().join(name);
-        let mut args = vec!["run", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+        let mut args =
+            vec!["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
         args.extend_from_slice(extra);
         // Small epochs and batches so that epochs, exchanges and batch boundaries all come into play.
         let config = dir.path().join("small.toml");
@@ -356,6 +357,8 @@ fn results_do_not_depend_on_the_number_of_workers_or_processes() {
         command()
             .args([
                 "run",
+                "--embed",
+                "off",
                 "--input",
                 input.to_str().unwrap(),
                 "--out",
@@ -401,6 +404,8 @@ fn batches_follow_the_policy() {
     std::fs::write(&config, "[batch]\nmax_records = 40\nmax_bytes = 20000\n").unwrap();
     run_ok(&[
         "run",
+        "--embed",
+        "off",
         "--input",
         input.to_str().unwrap(),
         "--out",
@@ -422,7 +427,15 @@ fn batches_follow_the_policy() {
 fn bad_flags_and_files_fail_with_one_line_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nowhere");
-    let r = millionx(&["run", "--input", missing.to_str().unwrap(), "--out", dir.path().join("o").to_str().unwrap()]);
+    let r = millionx(&[
+        "run",
+        "--embed",
+        "off",
+        "--input",
+        missing.to_str().unwrap(),
+        "--out",
+        dir.path().join("o").to_str().unwrap(),
+    ]);
     assert_eq!(r.status.code(), Some(2));
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(err.contains("nowhere/social.jsonl"), "{err}");
@@ -430,7 +443,7 @@ fn bad_flags_and_files_fail_with_one_line_naming_them() {
 
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[batch]\nmax_records = 0\n").unwrap();
-    let r = millionx(&["run", "--config", config.to_str().unwrap()]);
+    let r = millionx(&["run", "--embed", "off", "--config", config.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("batch.max_records"));
 
@@ -439,7 +452,7 @@ fn bad_flags_and_files_fail_with_one_line_naming_them() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("bach"));
 
-    let r = millionx(&["run", "-w", "0"]);
+    let r = millionx(&["run", "--embed", "off", "-w", "0"]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--workers"));
 }
@@ -458,7 +471,7 @@ fn a_sink_that_cannot_write_ends_the_run_with_exit_1_naming_it() {
     for workers in ["1", "2"] {
         let out = dir.path().join(format!("out-{workers}"));
         let mut child = common::command()
-            .args(["run", "-w", workers, "--sink", "weaviate", "--config", config.to_str().unwrap()])
+            .args(["run", "--embed", "off", "-w", workers, "--sink", "weaviate", "--config", config.to_str().unwrap()])
             .args(["--out", out.to_str().unwrap()])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())

@@ -54,10 +54,12 @@ fn a_run_into_snowflake_matches_the_file_sink_row_for_row_and_replays_add_nothin
     run_ok(&["snowflake", "schema", "--apply", "--config", cfg]);
 
     let (files_out, sf_out) = (dir.path().join("files"), dir.path().join("sf"));
-    run_ok(&["run", "--input", input.to_str().unwrap(), "--out", files_out.to_str().unwrap()]);
+    run_ok(&["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", files_out.to_str().unwrap()]);
     let into_snowflake = || {
         run_ok(&[
             "run",
+            "--embed",
+            "off",
             "--input",
             input.to_str().unwrap(),
             "--out",

@@ -356,7 +356,7 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     gen_data(&data, true, t0);
     ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
     let out_file = tmp.path().join("out-file");
-    ok(&["run", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
+    ok(&["run", "--embed", "off", "--config", s(&config), "--input", s(&data), "--out", s(&out_file)]);
     let total = ["SOCIAL_POSTS", "MARKET_ORDERS"]
         .iter()
         .map(|t| ndjson(&out_file.join("snowflake").join(t)).len())
@@ -364,7 +364,7 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     assert!(total > 2000, "{total}");
     let out = tmp.path().join("out-kafka");
     let mut child = with_key(&mut command())
-        .args(["run", "-w", "2", "--config", s(&config), "--out", s(&out)])
+        .args(["run", "--embed", "off", "-w", "2", "--config", s(&config), "--out", s(&out)])
         .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "live"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -417,7 +417,7 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     .unwrap();
     let out = tmp.path().join("out");
     let mut child = with_key(&mut command())
-        .args(["run", "-w", "2", "--config", s(&config), "--input", s(&data), "--out", s(&out)])
+        .args(["run", "--embed", "off", "-w", "2", "--config", s(&config), "--input", s(&data), "--out", s(&out)])
         .args(["--weather", "owm", "--weather-base-url", &server.uri()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -452,7 +452,7 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     let with_file = tmp.path().join("data-with-weather");
     gen_data(&with_file, true, t0);
     let out_file = tmp.path().join("out-file");
-    ok(&["run", "--config", s(&config), "--input", s(&with_file), "--out", s(&out_file)]);
+    ok(&["run", "--embed", "off", "--config", s(&config), "--input", s(&with_file), "--out", s(&out_file)]);
     let total = ["SOCIAL_POSTS", "MARKET_ORDERS"]
         .iter()
         .map(|t| ndjson(&out_file.join("snowflake").join(t)).len())

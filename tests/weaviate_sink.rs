@@ -39,6 +39,8 @@ fn a_run_into_weaviate_stores_one_object_per_good_record_and_replays_change_noth
     let run = |extra: &[&str]| {
         let mut args = vec![
             "run",
+            "--embed",
+            "off",
             "--input",
             input.to_str().unwrap(),
             "--out",

@@ -6,6 +6,9 @@
 //! ```text
 //! cargo build --release && cargo run --release -p millionx-benchmarks --bin reference -- \
 //!     --social 500000 --market 500000 --hours 168 --workers 1,2 --report benchmarks/REPORT.md
+//! # with embeddings (all-MiniLM-L6-v2 on every post and order): a smaller workload
+//! cargo run --release -p millionx-benchmarks --bin reference -- --embed on --social 5000 --market 5000 \
+//!     --hours 24 --input target/bench-data/embed --scratch target/bench-out-embed --report /tmp/embed.md
 //! ```
 
 use std::fmt::Write as _;
@@ -50,12 +53,34 @@ struct Args {
     /// Write the report (Markdown) here.
     #[arg(long)]
     report: Option<PathBuf>,
+    /// `millionx run --embed` mode: `off` (default: the reference workload measures the rest of the pipeline),
+    /// `on` (every post and order through all-MiniLM-L6-v2; use ~5–20k records) or `auto`.
+    #[arg(long, default_value = "off", value_parser = ["off", "on", "auto"])]
+    embed: String,
+    /// `millionx run --embed-deadline-ms` (with `--embed on`); default: the binary's.
+    #[arg(long)]
+    embed_deadline_ms: Option<u64>,
+}
+
+/// CPU seconds (user + system) of this process's waited-for children, from `/proc/self/stat` (cutime, cstime;
+/// clock ticks of 1/100 s, Linux's USER_HZ). `None` off Linux.
+fn children_cpu_s() -> Option<f64> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the `(comm)`: state is field 3; cutime and cstime are fields 16 and 17.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = f.get(13)?.parse::<f64>().ok()? + f.get(14)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 struct PipelineRun {
     workers: usize,
     records: u64,
     wall_s: f64,
+    /// CPU seconds of the run (all threads), when known.
+    cpu_s: Option<f64>,
+    /// The run's `embeddings:` summary line, when embeddings were on.
+    embeddings: Option<String>,
     summary: Value,
 }
 
@@ -123,20 +148,31 @@ fn baseline(input: &Path, scratch: &Path) -> Result<(u64, f64), String> {
 fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
     let out = a.scratch.join(format!("w{workers}"));
     let started = Instant::now();
-    let result = Command::new(&a.millionx)
-        .args([
-            "run",
-            "--input",
-            &a.input.display().to_string(),
-            "--out",
-            &out.display().to_string(),
-            "-w",
-            &workers.to_string(),
-        ])
-        .env("MILLIONX_PII_KEY", "benchmark-key")
-        .output()
-        .map_err(|e| format!("{}: {e}", a.millionx.display()))?;
+    let cpu_before = children_cpu_s();
+    let mut cmd = Command::new(&a.millionx);
+    cmd.args([
+        "run",
+        "--input",
+        &a.input.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "-w",
+        &workers.to_string(),
+        "--embed",
+        &a.embed,
+    ]);
+    if let Some(ms) = a.embed_deadline_ms {
+        cmd.args(["--embed-deadline-ms", &ms.to_string()]);
+    }
+    let result =
+        cmd.env("MILLIONX_PII_KEY", "benchmark-key").output().map_err(|e| format!("{}: {e}", a.millionx.display()))?;
     let wall_s = started.elapsed().as_secs_f64();
+    let cpu_s = match (cpu_before, children_cpu_s()) {
+        (Some(b), Some(a)) => Some(a - b),
+        _ => None,
+    };
+    let embeddings =
+        String::from_utf8_lossy(&result.stdout).lines().find(|l| l.starts_with("embeddings: ")).map(str::to_owned);
     if !result.status.success() {
         return Err(format!("millionx -w {workers} failed: {}", String::from_utf8_lossy(&result.stderr)));
     }
@@ -146,7 +182,7 @@ fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
     let records = summary["streams"]
         .as_object()
         .map_or(0, |s| s.values().map(|v| v["received"].as_u64().unwrap_or(0) + v["late"].as_u64().unwrap_or(0)).sum());
-    Ok(PipelineRun { workers, records, wall_s, summary })
+    Ok(PipelineRun { workers, records, wall_s, cpu_s, embeddings, summary })
 }
 
 fn run(a: &Args) -> Result<String, String> {
@@ -184,6 +220,17 @@ fn run(a: &Args) -> Result<String, String> {
             p.records as f64 / p.wall_s,
             rps / base_rps
         );
+    }
+    if a.embed != "off" {
+        let _ = writeln!(r, "\nEmbeddings (`--embed {}`):\n", a.embed);
+        let _ = writeln!(r, "| run | records | CPU s | rec per CPU-s | run's embedding line |");
+        let _ = writeln!(r, "|---|---:|---:|---:|---|");
+        for p in &runs {
+            let cpu = p.cpu_s.map_or("?".to_owned(), |c| format!("{c:.1}"));
+            let per = p.cpu_s.filter(|c| *c > 0.0).map_or("?".to_owned(), |c| format!("{:.0}", p.records as f64 / c));
+            let line = p.embeddings.as_deref().unwrap_or("(embeddings off)");
+            let _ = writeln!(r, "| -w {} | {} | {cpu} | {per} | {line} |", p.workers, p.records);
+        }
     }
     let _ = writeln!(r, "\nread→sink latency of Snowflake rows and Weaviate objects (ms):\n");
     let _ = writeln!(r, "| run | p50 | p95 | p99 | p99.9 | max |");

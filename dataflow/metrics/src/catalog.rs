@@ -225,6 +225,15 @@ pub const EMBEDDING_DURATION: MetricSpec = histogram(
     "operators embed",
     EMBEDDING_BUCKETS,
 );
+/// `millionx_embedding_backlog_records`
+pub const EMBEDDING_BACKLOG: MetricSpec = scalar(
+    Kind::Gauge,
+    "millionx_embedding_backlog_records",
+    "{record}",
+    &[],
+    "Records the embed operators of this process hold, waiting for their vector (they leave with one, or without at the deadline). Rising: embedding is not keeping up.",
+    "operators embed (sampled by the worker loop)",
+);
 /// `millionx_quality_score_ratio{stream}`
 pub const QUALITY_SCORE: MetricSpec = scalar(
     Kind::Gauge,
@@ -374,6 +383,7 @@ pub const CATALOG: &[MetricSpec] = &[
     WEATHER_FETCH,
     EMBEDDING_TEXTS,
     EMBEDDING_DURATION,
+    EMBEDDING_BACKLOG,
     QUALITY_SCORE,
     QUALITY_WEATHER_COVERAGE,
     QUALITY_EMBEDDING_COVERAGE,

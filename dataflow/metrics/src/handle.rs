@@ -67,6 +67,7 @@ struct Inner {
     weather_fetch: Counter<u64>,
     embedding_texts: Counter<u64>,
     embedding_duration: Histogram<f64>,
+    embedding_backlog: Gauge<u64>,
     quality_score: Gauge<f64>,
     quality_weather_coverage: Gauge<f64>,
     quality_embedding_coverage: Gauge<f64>,
@@ -148,6 +149,7 @@ impl Metrics {
             weather_fetch: counter(&m, &catalog::WEATHER_FETCH),
             embedding_texts: counter(&m, &catalog::EMBEDDING_TEXTS),
             embedding_duration: histogram(&m, &catalog::EMBEDDING_DURATION),
+            embedding_backlog: u64_gauge(&m, &catalog::EMBEDDING_BACKLOG),
             quality_score: f64_gauge(&m, &catalog::QUALITY_SCORE),
             quality_weather_coverage: f64_gauge(&m, &catalog::QUALITY_WEATHER_COVERAGE),
             quality_embedding_coverage: f64_gauge(&m, &catalog::QUALITY_EMBEDDING_COVERAGE),
@@ -283,6 +285,11 @@ impl Metrics {
         if coverage.is_finite() {
             self.inner.quality_weather_coverage.record(coverage, &[fixed("stream", stream)]);
         }
+    }
+
+    /// `millionx_embedding_backlog_records` = `records` held by the embed operators, waiting for a vector.
+    pub fn embedding_backlog(&self, records: u64) {
+        self.inner.embedding_backlog.record(records, &[]);
     }
 
     /// `millionx_quality_embedding_coverage_ratio{stream}` = `coverage` (0–1) of the window that just closed.

@@ -32,6 +32,7 @@ fn exercise(m: &Metrics) {
     m.weather_enriched("social", 950);
     m.embedding_texts("social", 980);
     m.embedding_duration(Duration::from_millis(35));
+    m.embedding_backlog(64);
     m.quality_score("social", 0.97);
     m.quality_weather_coverage("social", 0.969);
     m.quality_embedding_coverage("social", 1.0);
@@ -169,6 +170,7 @@ fn values_reach_the_right_series() {
         ("millionx_kafka_consumer_lag_messages{partition=\"3\",topic=\"validated.social\"}", 12345.0),
         ("millionx_dataflow_epochs_in_flight{worker=\"1\"}", 5.0),
         ("millionx_dataflow_epochs_in_flight{worker=\"0\"}", 0.0),
+        ("millionx_embedding_backlog_records", 64.0),
         ("millionx_sink_written_bytes_total{sink=\"snowflake/SOCIAL_POSTS\"}", 524288.0),
         ("millionx_sink_rows_written_total{sink=\"snowflake/SOCIAL_POSTS\",stream=\"market\"}", 0.0),
         ("millionx_sink_objects_written_total{sink=\"weaviate/SocialPost\",stream=\"social\"}", 980.0),

@@ -5,6 +5,7 @@
 //!   embeds batches ([`Embedder`]).
 //! - [`pool`]: model threads with a bounded queue and a cache by text hash ([`EmbedPool`], [`EmbedClient`]).
 //! - [`operator`]: the timely `embed` operator ([`Embed`]): batching by count and age, a per-record deadline.
+//! - [`run`]: `millionx run --embed auto|on|off` ([`EmbedMode`], [`start_for_run`]).
 //! - [`text`]: which text of a record is embedded ([`EmbeddingText`]).
 //! - [`index`] and [`cli`]: `millionx embed` and `millionx search` over the file sink's Weaviate batch files.
 //!
@@ -16,6 +17,7 @@ pub mod index;
 pub mod model;
 pub mod operator;
 pub mod pool;
+pub mod run;
 pub mod text;
 
 pub use cli::{run_embed, run_search, EmbedArgs, SearchArgs};
@@ -26,5 +28,6 @@ pub use model::{
     MODEL_NAME,
 };
 pub use operator::{Embed, EmbedConfig, EmbedStats};
-pub use pool::{EmbedClient, EmbedPool, PoolConfig, PoolStats};
+pub use pool::{BatchObserver, EmbedClient, EmbedPool, PoolConfig, PoolStats};
+pub use run::{load_for_run, start_for_run, EmbedMode};
 pub use text::EmbeddingText;

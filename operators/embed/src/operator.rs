@@ -83,7 +83,7 @@ pub struct EmbedStats {
     pub failed: AtomicU64,
     /// Records emitted without a vector because embeddings are off (no model).
     pub off: AtomicU64,
-    /// Records held now, waiting for a vector (the operator's backlog).
+    /// Records held now, waiting for a vector (the backlog), summed over every operator sharing these stats.
     pub pending: AtomicU64,
     /// Wait of each record emitted with a vector, µs from arrival to emission.
     pub wait_us: Mutex<Histogram<u64>>,
@@ -185,6 +185,8 @@ where
             let mut completions: Vec<Completion> = Vec::new();
             let mut ready: Vec<(T, D)> = Vec::new();
             let mut waits: Vec<u64> = Vec::new();
+            // This operator's share of `stats.pending` (the stats may be shared by several operators).
+            let mut pending_here: u64 = 0;
 
             move |(input, frontier), output| {
                 let now = Instant::now();
@@ -347,7 +349,13 @@ where
                     }
                     waits.clear();
                 }
-                stats.pending.store(slots.len() as u64, Ordering::Relaxed);
+                let pending_now = slots.len() as u64;
+                if pending_now > pending_here {
+                    stats.pending.fetch_add(pending_now - pending_here, Ordering::Relaxed);
+                } else if pending_now < pending_here {
+                    stats.pending.fetch_sub(pending_here - pending_now, Ordering::Relaxed);
+                }
+                pending_here = pending_now;
 
                 // 6. Wake up again for the next batch age, deadline or queue retry.
                 let live_unsent = unsent.iter().any(|id| slots.get(id).is_some_and(|s| !s.submitted));

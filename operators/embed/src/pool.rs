@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use lru::LruCache;
@@ -29,6 +29,10 @@ pub type TextKey = u128;
 pub fn text_key(text: &str) -> TextKey {
     xxhash_rust::xxh3::xxh3_128(text.as_bytes())
 }
+
+/// Called on the model thread after every successful batch with its latency (queue exit to vectors ready)
+/// and its number of texts, e.g. to feed `millionx_embedding_duration_seconds`. Must be cheap and must not block.
+pub type BatchObserver = Arc<dyn Fn(Duration, usize) + Send + Sync>;
 
 /// Pool settings. Defaults: threads = available cores, queue 4,096 texts, batches of 32, cache 50,000 vectors
 /// (≈ 77 MB: 384 × 4 bytes each).
@@ -145,6 +149,7 @@ struct Shared {
     counters: Counters,
     /// Batch latency, µs, 1 µs – 1 h, 3 significant digits.
     latency: Mutex<Histogram<u64>>,
+    observer: Option<BatchObserver>,
 }
 
 /// Locks a mutex, recovering the data if a thread panicked while holding it (state stays consistent: every
@@ -178,6 +183,17 @@ impl EmbedPool {
     ///
     /// Errors: [`EmbedError::PoolStart`] with the [`PoolConfig::validate`] message, or the OS refusing a thread.
     pub fn start(encoder: Arc<dyn TextEncoder>, config: PoolConfig) -> Result<EmbedPool, EmbedError> {
+        Self::start_observed(encoder, config, None)
+    }
+
+    /// [`EmbedPool::start`] with a [`BatchObserver`] called after every successful batch.
+    ///
+    /// Errors: as [`EmbedPool::start`].
+    pub fn start_observed(
+        encoder: Arc<dyn TextEncoder>,
+        config: PoolConfig,
+        observer: Option<BatchObserver>,
+    ) -> Result<EmbedPool, EmbedError> {
         config.validate().map_err(EmbedError::PoolStart)?;
         let cache = NonZeroUsize::new(config.cache_capacity).map(|c| Mutex::new(LruCache::new(c)));
         let latency =
@@ -190,6 +206,7 @@ impl EmbedPool {
             cache,
             counters: Counters::default(),
             latency: Mutex::new(latency),
+            observer,
         });
         let mut threads = Vec::with_capacity(config.threads);
         for i in 0..config.threads {
@@ -419,8 +436,12 @@ fn model_thread(sh: &Shared) {
         let n = jobs.len() as u64;
         match result {
             Ok(vectors) => {
-                let elapsed = started.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                let took = started.elapsed();
+                let elapsed = took.as_micros().min(u64::MAX as u128) as u64;
                 let _ = lock(&sh.latency).record(elapsed.max(1));
+                if let Some(observe) = &sh.observer {
+                    observe(took, jobs.len());
+                }
                 sh.counters.batches.fetch_add(1, Ordering::Relaxed);
                 sh.counters.embedded.fetch_add(n, Ordering::Relaxed);
                 let arcs: Vec<Arc<[f32]>> = vectors.into_iter().map(Arc::from).collect();

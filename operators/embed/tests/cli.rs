@@ -91,11 +91,12 @@ fn search_finds_the_nearest_posts_in_the_file_sink_output() {
         query: "wireless earbuds delivery".into(),
         class: "SocialPost".into(),
         k: 3,
-        index: out_dir.path().to_path_buf(),
+        index: Some(out_dir.path().to_path_buf()),
+        config: None,
         model_dir: Some(dir),
     };
     let (mut out, mut note) = (Vec::new(), Vec::new());
-    run_search(&args, &mut out, &mut note).expect("search runs");
+    run_search(&args, None, &mut out, &mut note).expect("search runs");
     let hits: Vec<serde_json::Value> =
         String::from_utf8(out).expect("UTF-8").lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
     let ids: Vec<&str> = hits.iter().map(|h| h["properties"]["postId"].as_str().expect("postId")).collect();
@@ -109,15 +110,24 @@ fn search_finds_the_nearest_posts_in_the_file_sink_output() {
     assert!((d0 - (1.0 - scores[0])).abs() < 1e-6);
     assert_eq!(
         String::from_utf8(note).expect("UTF-8").trim(),
-        "search: 4 SocialPost objects with vectors in 2 files (1 without a vector)"
+        format!(
+            "search: 4 SocialPost objects with vectors in 2 files under {} (1 without a vector)",
+            out_dir.path().display()
+        )
     );
 }
 
 #[test]
 fn search_rejects_an_unknown_class() {
-    let args =
-        SearchArgs { query: "x".into(), class: "Posts".into(), k: 3, index: "out/weaviate".into(), model_dir: None };
-    let err = run_search(&args, &mut Vec::new(), &mut Vec::new()).expect_err("unknown class");
+    let args = SearchArgs {
+        query: "x".into(),
+        class: "Posts".into(),
+        k: 3,
+        index: Some("out/weaviate".into()),
+        config: None,
+        model_dir: None,
+    };
+    let err = run_search(&args, None, &mut Vec::new(), &mut Vec::new()).expect_err("unknown class");
     assert!(
         err.to_string().contains("--class Posts: unknown class (expected one of SocialPost, MarketOrder)"),
         "{err}"

@@ -20,11 +20,15 @@
 //!   defaults filled in, class names upper-cased and property names lower-cased on the first letter;
 //! - `GET /v1/objects?class=C&limit=N&after=ID[&include=vector]` (cursor by id) and
 //!   `GET /v1/objects/{class}/{id}`, so tests inspect the double and a real server the same way;
+//! - `POST /v1/graphql` `Get` queries with `nearVector` (exact cosine search over the stored objects, distance
+//!   `1 − cos`, ascending), `limit`, `offset`, properties and `_additional { id distance certainty vector }`,
+//!   GraphQL errors inside a 200 answer as the server gives them (see `graphql.rs`);
 //! - bearer auth when [`DoubleOptions::api_key`] is set (401 in the framework shape);
 //! - faults on demand: [`Fault`] for the next batch requests, [`WeaviateDouble::fail_object`] for
 //!   chosen objects.
 
 mod class;
+mod graphql;
 mod server;
 mod validate;
 

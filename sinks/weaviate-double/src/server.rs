@@ -126,6 +126,13 @@ async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Answer, D
         }
         (Method::POST, ["v1", "batch", "objects"]) => batch_objects(&shared, &query, &body).await,
         (Method::GET, ["v1", "objects"]) => Ok(list_objects(&shared, &query)),
+        (Method::POST, ["v1", "graphql"]) => Ok(match parse_body(BodySchema::GraphQl, &body) {
+            Ok(value) => {
+                let (status, answer) = crate::graphql::answer(&shared.db(), &value);
+                json_answer(status, answer)
+            }
+            Err((status, body)) => json_answer(status, body),
+        }),
         (Method::GET, ["v1", "objects", class, id]) => {
             let Ok(id) = Uuid::parse_str(id) else {
                 let (status, body) = framework_error(422, 601, &format!("id in path must be of type uuid: {id:?}"));

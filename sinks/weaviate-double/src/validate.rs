@@ -17,10 +17,13 @@ pub(crate) enum BodySchema {
     BatchObjects,
     /// `POST /v1/schema`.
     Class,
+    /// `POST /v1/graphql`.
+    GraphQl,
 }
 
 const BATCH_SCHEMA: &str = include_str!("../schemas/batch-objects-request.schema.json");
 const CLASS_SCHEMA: &str = include_str!("../schemas/class.schema.json");
+const GRAPHQL_SCHEMA: &str = include_str!("../schemas/graphql-query.schema.json");
 
 fn compile(text: &str) -> Result<Validator, String> {
     let schema: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
@@ -30,9 +33,11 @@ fn compile(text: &str) -> Result<Validator, String> {
 fn validator(which: BodySchema) -> Result<&'static Validator, String> {
     static BATCH: OnceLock<Result<Validator, String>> = OnceLock::new();
     static CLASS: OnceLock<Result<Validator, String>> = OnceLock::new();
+    static GRAPHQL: OnceLock<Result<Validator, String>> = OnceLock::new();
     let cell = match which {
         BodySchema::BatchObjects => BATCH.get_or_init(|| compile(BATCH_SCHEMA)),
         BodySchema::Class => CLASS.get_or_init(|| compile(CLASS_SCHEMA)),
+        BodySchema::GraphQl => GRAPHQL.get_or_init(|| compile(GRAPHQL_SCHEMA)),
     };
     cell.as_ref().map_err(Clone::clone)
 }
@@ -49,7 +54,7 @@ type ErrorOrder = (u8, Vec<u64>);
 /// Parses and validates a request body. `Err` holds the status and body to answer with.
 pub(crate) fn parse_body(which: BodySchema, bytes: &[u8]) -> Result<Value, (u16, Value)> {
     let param = match which {
-        BodySchema::BatchObjects => "body",
+        BodySchema::BatchObjects | BodySchema::GraphQl => "body",
         BodySchema::Class => "objectClass",
     };
     if bytes.iter().all(u8::is_ascii_whitespace) {
