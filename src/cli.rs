@@ -437,7 +437,7 @@ fn timely_config(a: &RunArgs) -> Result<timely::Config, String> {
     timely::Config::from_args(argv.into_iter()).map_err(|e| format!("timely flags: {e}"))
 }
 
-/// Removes the sink folders a previous run left, so the output holds exactly this run's files.
+/// Removes the sink folders and summary a previous run left, so the output holds exactly this run's files.
 fn clean_outputs(out: &Path) -> Result<(), String> {
     for sub in ["snowflake", "weaviate", "dlq", "quality"] {
         let p = out.join(sub);
@@ -445,7 +445,20 @@ fn clean_outputs(out: &Path) -> Result<(), String> {
             std::fs::remove_dir_all(&p).map_err(|e| format!("--out: cannot clear {}: {e}", p.display()))?;
         }
     }
+    let summaries = std::fs::read_dir(out).into_iter().flatten().flatten().map(|e| e.path());
+    for p in summaries.filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(is_summary_name)) {
+        std::fs::remove_file(&p).map_err(|e| format!("--out: cannot clear {}: {e}", p.display()))?;
+    }
     std::fs::create_dir_all(out).map_err(|e| format!("--out {}: {e}", out.display()))
+}
+
+/// `summary.json` or `summary-p<N>.json` (one per process of a `-n` run).
+fn is_summary_name(name: &str) -> bool {
+    name == "summary.json"
+        || name
+            .strip_prefix("summary-p")
+            .and_then(|r| r.strip_suffix(".json"))
+            .is_some_and(|n| n.parse::<u32>().is_ok())
 }
 
 /// Runs the pipeline as `args` say.
@@ -508,9 +521,6 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
     };
     let pii_key = pii_key().map_err(Failure::Usage)?;
-    if args.process == 0 {
-        clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
-    }
 
     let snowflake = match args.sink.contains(&SinkChoice::Snowflake) {
         false => None,
@@ -534,6 +544,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(start_live_weather(wcfg, every, key, &input, args.process == 0, &metrics).map_err(Failure::Usage)?)
         }
     };
+    // Last start-up step: a run that cannot start leaves the previous run's output in place.
+    if args.process == 0 {
+        clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
+    }
     let settings = Settings {
         config: config.clone(),
         pii_key,

@@ -137,6 +137,8 @@ pub struct WorkerReport {
     pub windows: Vec<QualityWindow>,
     /// Observations that arrived after their window closed, by stream.
     pub late: BTreeMap<StreamKind, u64>,
+    /// What those late observations counted, by stream (totals are the windows plus these).
+    pub late_counts: Vec<QualityWindow>,
     /// Counters per sink name.
     pub sinks: BTreeMap<String, SinkStats>,
     /// read→write latency of records in the Snowflake and Weaviate outputs, µs.
@@ -689,10 +691,12 @@ pub fn run_worker(
     metrics.epochs_in_flight(index, 0);
     let latency = latency.borrow().clone();
     let late = quality_stats.borrow().late.clone();
+    let late_counts = quality_stats.borrow().late_counts.values().cloned().collect();
     let windows = windows.borrow().clone();
     Ok(WorkerReport {
         windows,
         late,
+        late_counts,
         sinks: sinks.stats.iter().map(|(k, v)| (k.clone(), v.borrow().clone())).collect(),
         latency,
         weather_feed: feed_report.map(|r| r.borrow().clone()).filter(|_| index == 0),

@@ -27,7 +27,7 @@ pub struct StreamSummary {
     pub emitted: u64,
     /// Emitted records joined to a weather reading.
     pub enriched: u64,
-    /// Observations that arrived after their quality window had closed (not in any window).
+    /// Observations that arrived after their quality window had closed: in no window, but in the counts above.
     pub late: u64,
 }
 
@@ -99,9 +99,12 @@ impl Summary {
     pub fn from_reports(reports: &[WorkerReport], elapsed: Duration, latency: &Histogram<u64>) -> Summary {
         let mut streams: BTreeMap<String, StreamSummary> = BTreeMap::new();
         let mut windows: Vec<&QualityWindow> = Vec::new();
+        let mut closed = 0;
         let mut sinks: BTreeMap<String, SinkCounters> = BTreeMap::new();
         for r in reports {
-            windows.extend(r.windows.iter());
+            // Late observations count like a window's: the per-stream totals are windows + late counts.
+            closed += r.windows.len();
+            windows.extend(r.windows.iter().chain(r.late_counts.iter()));
             for (stream, late) in &r.late {
                 streams.entry(stream.name().to_owned()).or_default().late += late;
             }
@@ -121,14 +124,14 @@ impl Summary {
                 *s.rejected.entry(reason.clone()).or_default() += n;
             }
         }
-        let received: u64 = streams.values().map(|s| s.received + s.late).sum();
+        let received: u64 = streams.values().map(|s| s.received).sum();
         let secs = elapsed.as_secs_f64().max(1e-9);
         let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
         Summary {
             workers: reports.len(),
             streams,
             sinks,
-            quality_windows: windows.len(),
+            quality_windows: closed,
             elapsed_s: elapsed.as_secs_f64(),
             throughput_rps: received as f64 / secs,
             latency: LatencySummary {

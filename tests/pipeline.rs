@@ -495,3 +495,38 @@ fn a_sink_that_cannot_write_ends_the_run_with_exit_1_naming_it() {
         assert!(last.starts_with("error: weaviate: batch ") && last.contains("gave up"), "-w {workers}: {err}");
     }
 }
+
+#[test]
+fn the_summary_counts_every_line_even_when_windows_closed_before_late_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    run_ok(&["gen", "--out", input.to_str().unwrap(), "--social", "300", "--market", "300", "--late-rate", "0.3"]);
+    // Tiny epochs and no lateness allowance: windows close early and many records arrive late.
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, "[input]\nepoch_lines = 10\n[watermark]\nsocial_lateness_ms = 1\nmarket_lateness_ms = 1\n")
+        .unwrap();
+    let out = dir.path().join("out");
+    run_ok(
+        &["run", "--embed", "off", "--config", config.to_str().unwrap(), "--input", input.to_str().unwrap()]
+            .into_iter()
+            .chain(["--out", out.to_str().unwrap()])
+            .collect::<Vec<_>>(),
+    );
+    let summary = summary(&out);
+    let dlq = ndjson(&out.join("dlq"));
+    let mut late = 0;
+    for (stream, file, table) in
+        [("social", "social.jsonl", "SOCIAL_POSTS"), ("market", "market.jsonl", "MARKET_ORDERS")]
+    {
+        let s = &summary["streams"][stream];
+        let lines = std::fs::read_to_string(input.join(file)).unwrap().lines().count() as u64;
+        let rows = ndjson(&out.join("snowflake").join(table)).len() as u64;
+        let dead = dlq.iter().filter(|d| d["stream"] == stream).count() as u64;
+        assert_eq!(s["received"].as_u64(), Some(lines), "{stream}: {s}");
+        assert_eq!(s["emitted"].as_u64(), Some(rows), "{stream}: {s}");
+        let rejected: u64 = s["rejected"].as_object().unwrap().values().map(|v| v.as_u64().unwrap()).sum();
+        assert_eq!(rejected, dead, "{stream}: {s}");
+        late += s["late"].as_u64().unwrap();
+    }
+    assert!(late > 0, "the set-up must produce late observations: {summary}");
+}

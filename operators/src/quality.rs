@@ -92,10 +92,13 @@ impl Observation {
 }
 
 /// Counters a worker's quality operator keeps outside the windows.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct QualityStats {
     /// Observations that arrived after their window had closed, by stream.
     pub late: BTreeMap<StreamKind, u64>,
+    /// What those late observations count (received, valid, rejected, duplicates, emitted, …; no lag), by
+    /// stream: a run's totals are its closed windows plus these.
+    pub late_counts: BTreeMap<StreamKind, QualityWindow>,
 }
 
 struct OpenWindow {
@@ -113,7 +116,23 @@ impl OpenWindow {
     }
 
     fn add(&mut self, o: &Observation) {
-        let c = &mut self.counts;
+        count(&mut self.counts, o);
+        if let (Observation::Emitted { lag_ms, .. }, Some(h)) = (o, self.lag.as_mut()) {
+            h.saturating_record((*lag_ms).max(1));
+        }
+    }
+
+    fn close(mut self) -> QualityWindow {
+        if let Some(h) = &self.lag {
+            self.counts.lag_ms = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
+        }
+        self.counts
+    }
+}
+
+/// Adds one observation to a window's counters (everything but the lag distribution).
+fn count(c: &mut QualityWindow, o: &Observation) {
+    {
         match o {
             Observation::Valid { .. } => {
                 c.received += 1;
@@ -124,7 +143,7 @@ impl OpenWindow {
                 *c.rejected.entry(reason.0.clone()).or_default() += 1;
             }
             Observation::Duplicate { .. } => c.duplicates += 1,
-            Observation::Emitted { category, pii_detected, enriched, embedded, lag_ms, .. } => {
+            Observation::Emitted { category, pii_detected, enriched, embedded, .. } => {
                 c.emitted += 1;
                 c.pii_detected += u64::from(*pii_detected);
                 c.enriched += u64::from(*enriched);
@@ -132,18 +151,8 @@ impl OpenWindow {
                 if o.stream() != StreamKind::Weather {
                     *c.categories.entry(category.name().to_owned()).or_default() += 1;
                 }
-                if let Some(h) = self.lag.as_mut() {
-                    h.saturating_record((*lag_ms).max(1));
-                }
             }
         }
-    }
-
-    fn close(mut self) -> QualityWindow {
-        if let Some(h) = &self.lag {
-            self.counts.lag_ms = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
-        }
-        self.counts
     }
 }
 
@@ -204,7 +213,13 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                         let stream = o.stream();
                         let start = t.hour_floor();
                         if closed_before.get(&stream).is_some_and(|c| start.plus_ms(HOUR_MS) <= *c) {
-                            *stats.borrow_mut().late.entry(stream).or_default() += 1;
+                            let mut stats = stats.borrow_mut();
+                            *stats.late.entry(stream).or_default() += 1;
+                            let late = stats
+                                .late_counts
+                                .entry(stream)
+                                .or_insert_with(|| QualityWindow { stream: Some(stream), ..QualityWindow::default() });
+                            count(late, &o);
                             return;
                         }
                         open.entry((stream, start)).or_insert_with(|| OpenWindow::new(stream, start)).add(&o);

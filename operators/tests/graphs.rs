@@ -258,5 +258,9 @@ fn quality_windows_close_on_the_watermark_with_exact_counts() {
     // The line without an event time counts in the hour of the largest event time read (T0+1h+1ms).
     assert_eq!((second.1.valid, second.1.rejected.get("parse_error")), (1, Some(&1)));
     assert_eq!(windows.len(), 2);
-    assert_eq!(stats_out.lock().unwrap().late.get(&StreamKind::Social), Some(&1));
+    let stats = stats_out.lock().unwrap();
+    assert_eq!(stats.late.get(&StreamKind::Social), Some(&1));
+    // The late line still counts toward the run's totals: received and valid, in no window.
+    let late = &stats.late_counts[&StreamKind::Social];
+    assert_eq!((late.received, late.valid, late.emitted, late.stream), (1, 1, 0, Some(StreamKind::Social)));
 }
