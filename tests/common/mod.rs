@@ -67,7 +67,8 @@ pub fn gen_py(out: &Path, args: &[&str]) -> bool {
     true
 }
 
-/// Every file under `dir` (recursively), sorted.
+/// Every finished output file under `dir` (recursively), sorted. A `.tmp` file is a batch still being
+/// written (or cut short by SIGKILL): the file sink renames it when complete, so readers skip it.
 pub fn files(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
     if let Ok(entries) = std::fs::read_dir(dir) {
@@ -75,7 +76,7 @@ pub fn files(dir: &Path) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 out.extend(files(&p));
-            } else {
+            } else if p.extension().is_none_or(|x| x != "tmp") {
                 out.push(p);
             }
         }
