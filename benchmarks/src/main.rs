@@ -88,34 +88,12 @@ fn generate(a: &Args) -> Result<String, String> {
     fs::create_dir_all(&a.input).map_err(|e| format!("{}: {e}", a.input.display()))?;
     let gen_py = PathBuf::from("../shared/datagen/gen.py");
     let (social, market, hours) = (a.social.to_string(), a.market.to_string(), a.hours.to_string());
+    let input = a.input.display().to_string();
+    let args = ["--out", &input, "--social", &social, "--market", &market, "--hours", &hours];
     let status = if gen_py.exists() {
-        Command::new("python3")
-            .arg(&gen_py)
-            .args([
-                "--out",
-                &a.input.display().to_string(),
-                "--social",
-                &social,
-                "--market",
-                &market,
-                "--hours",
-                &hours,
-            ])
-            .status()
+        Command::new("python3").arg(&gen_py).args(args).status()
     } else {
-        Command::new(&a.millionx)
-            .args([
-                "gen",
-                "--out",
-                &a.input.display().to_string(),
-                "--social",
-                &social,
-                "--market",
-                &market,
-                "--hours",
-                &hours,
-            ])
-            .status()
+        Command::new(&a.millionx).arg("gen").args(args).status()
     };
     match status {
         Ok(s) if s.success() => Ok(if gen_py.exists() { "gen.py".into() } else { "millionx gen".into() }),

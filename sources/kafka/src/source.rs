@@ -366,47 +366,11 @@ pub fn kafka_source_for<'scope>(
                 p.last_message = now;
                 if p.idle_reported {
                     p.idle_reported = false;
-                    reports.entry(epoch).or_default().push(WatermarkReport {
-                        stream: p.stream,
-                        partition: p.partition as u32,
-                        reader,
-                        max_event_time: None,
-                        done: false,
-                        idle: false,
-                    });
+                    reports.entry(epoch).or_default().push(partition_report(p, reader, None, false));
                 }
                 max_emitted = Some(max_emitted.map_or(epoch, |m| m.max(epoch)));
                 sh.ledger.record(pi, epoch, offset);
                 let origin = Origin { stream: p.stream, partition: p.partition as u32, offset: offset as u64 };
-                // A watermark marker (the weather fetcher's, after each round): a progress report, not a line.
-                if let Some(marker) = watermark_marker(&msg) {
-                    match marker {
-                        Ok(t) => {
-                            reports.entry(epoch).or_default().push(WatermarkReport {
-                                stream: p.stream,
-                                partition: p.partition as u32,
-                                reader,
-                                max_event_time: Some(t),
-                                done: false,
-                                idle: false,
-                            });
-                            continue;
-                        }
-                        Err(detail) => {
-                            let origin =
-                                Origin { stream: p.stream, partition: p.partition as u32, offset: offset as u64 };
-                            dead_batch.entry(epoch).or_default().push(DeadLetter {
-                                reason: Reason::bare("parse_error"),
-                                detail: Some(detail),
-                                origin,
-                                payload: String::new(),
-                                received_ns: ingest_ns,
-                                event_time_ms: None,
-                            });
-                            continue;
-                        }
-                    }
-                }
                 let dead_letter = |reason: &str, detail: Option<&str>, payload: String| DeadLetter {
                     reason: Reason::bare(reason),
                     detail: detail.map(str::to_owned),
@@ -415,6 +379,22 @@ pub fn kafka_source_for<'scope>(
                     received_ns: ingest_ns,
                     event_time_ms: None,
                 };
+                // A watermark marker (the weather fetcher's, after each round): a progress report, not a line.
+                match watermark_marker(&msg) {
+                    Some(Ok(t)) => {
+                        reports.entry(epoch).or_default().push(partition_report(p, reader, Some(t), false));
+                        continue;
+                    }
+                    Some(Err(detail)) => {
+                        dead_batch.entry(epoch).or_default().push(dead_letter(
+                            "parse_error",
+                            Some(&detail),
+                            String::new(),
+                        ));
+                        continue;
+                    }
+                    None => {}
+                }
                 let verdict = match msg.payload() {
                     None => Err(dead_letter("parse_error", Some("tombstone (null payload)"), String::new())),
                     Some(b) if b.len() > max_message_bytes => {
@@ -449,14 +429,7 @@ pub fn kafka_source_for<'scope>(
                 let caught_up = p.next >= p.high;
                 if caught_up && !p.idle_reported && now.duration_since(p.last_message) >= idle_after {
                     p.idle_reported = true;
-                    reports.entry(cap_epoch).or_default().push(WatermarkReport {
-                        stream: p.stream,
-                        partition: p.partition as u32,
-                        reader,
-                        max_event_time: None,
-                        done: false,
-                        idle: true,
-                    });
+                    reports.entry(cap_epoch).or_default().push(partition_report(p, reader, None, true));
                 }
             }
 
@@ -509,6 +482,11 @@ pub fn kafka_source_for<'scope>(
         }
     });
     Ok((KafkaStreams { lines, dead, idle_reports, partitions }, handle))
+}
+
+/// A watermark report of partition `p` (never `done`: a Kafka partition does not end).
+fn partition_report(p: &PartitionState, reader: u32, max_event_time: Option<EventTime>, idle: bool) -> WatermarkReport {
+    WatermarkReport { stream: p.stream, partition: p.partition as u32, reader, max_event_time, done: false, idle }
 }
 
 /// Header naming a watermark marker: a message with a null payload whose header value is an event time in
