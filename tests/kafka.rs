@@ -228,7 +228,7 @@ fn a_sink_stalled_for_30_s_pauses_consumption_commits_nothing_and_the_run_comple
     assert_eq!(committed_total(&input.addr, "stall"), 0, "offsets committed past the stall");
     signal(dlq.child.id(), "-CONT");
     let recovered = Instant::now();
-    let status = wait_timeout(&mut child, Duration::from_secs(120));
+    let status = common::wait_exit(&mut child, Duration::from_secs(120), "the run after the sink recovered");
     assert!(status.success(), "the run must complete once the sink recovers, got {status}");
     eprintln!("stalled 30 s; completed {:?} after the sink recovered", recovered.elapsed());
     for (table, key) in [("SOCIAL_POSTS", "POST_ID"), ("MARKET_ORDERS", "ORDER_ID")] {
@@ -289,19 +289,4 @@ fn committed_total(brokers: &str, group: &str) -> i64 {
     }
     let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
     committed.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum()
-}
-
-/// Waits for `child` to exit, killing it and failing after `limit`.
-fn wait_timeout(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            panic!("the run did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }

@@ -477,17 +477,7 @@ fn a_sink_that_cannot_write_ends_the_run_with_exit_1_naming_it() {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-        let status = loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                break status;
-            }
-            if std::time::Instant::now() > deadline {
-                child.kill().unwrap();
-                panic!("-w {workers}: the run hung after a fatal sink error");
-            }
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        };
+        let status = wait_exit(&mut child, std::time::Duration::from_secs(120), "a run after a fatal sink error");
         let mut err = String::new();
         std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut err).unwrap();
         assert_eq!(status.code(), Some(1), "-w {workers}: {err}");

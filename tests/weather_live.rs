@@ -10,7 +10,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::broker::Broker;
@@ -119,25 +119,6 @@ fn ok(args: &[&str]) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// Waits for `child` at most `limit`; kills it and fails the test on timeout.
-fn wait_for(child: &mut Child, limit: Duration, what: &str) -> std::process::ExitStatus {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let mut err = String::new();
-            if let Some(e) = child.stderr.as_mut() {
-                let _ = e.read_to_string(&mut err);
-            }
-            panic!("{what} did not end within {limit:?}; stderr:\n{err}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 fn unix_ms(rfc3339: &str) -> i64 {
@@ -381,7 +362,7 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     }
     let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    assert!(wait_for(&mut child, Duration::from_secs(30), "SIGINT drain").success());
+    assert!(common::wait_exit(&mut child, Duration::from_secs(30), "SIGINT drain").success());
     let (rows, enriched) = check_rows(&out, &answers);
     assert_eq!(rows, total);
     assert!(enriched > rows / 2, "{enriched} of {rows} enriched");
@@ -423,7 +404,7 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let status = wait_for(&mut child, Duration::from_secs(120), "run --weather owm");
+    let status = common::wait_exit(&mut child, Duration::from_secs(120), "run --weather owm");
     let mut stdout = String::new();
     child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
     assert!(status.success(), "{status}: {stdout}");
@@ -509,7 +490,10 @@ fn fetch_every_serves_its_counters_on_metrics() {
     assert!(scrape.contains(r#"millionx_weather_fetch_total{reason="implausible",result="error"} 1"#), "{scrape}");
     let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
-    assert!(wait_for(&mut child, Duration::from_secs(10), "SIGTERM").success(), "SIGTERM ends the loop cleanly");
+    assert!(
+        common::wait_exit(&mut child, Duration::from_secs(10), "SIGTERM").success(),
+        "SIGTERM ends the loop cleanly"
+    );
     assert_eq!(std::fs::read_to_string(&out_file).unwrap().lines().count(), 7);
     drop(server);
 }
