@@ -13,8 +13,8 @@ use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
 use crate::config::RunConfig;
 use crate::gen::GenArgs;
-use crate::pipeline::{latency_histogram, run_worker, start_live_weather, Input, Settings};
 use crate::summary::Summary;
+use millionx_graph::{latency_histogram, run_worker, start_live_weather, Input, Services, Settings};
 use millionx_sink_snowflake::SnowflakeSink;
 use millionx_source_kafka::{KafkaArgs, ProduceArgs, SourceControl};
 
@@ -548,12 +548,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
+    let kafka_dlq = match &input {
+        Input::Kafka { config, .. } if config.produce_dlq => Some(config.clone()),
+        _ => None,
+    };
     let settings = Settings {
         config: config.clone(),
         pii_key,
         input,
-        weaviate,
-        snowflake,
+        services: Services { snowflake, weaviate, kafka_dlq },
         embed: embed.clone(),
         embed_config,
         embed_stats: Arc::clone(&embed_stats),

@@ -10,7 +10,7 @@ use millionx_dataflow::StreamKind;
 use millionx_sink_util::SinkStats;
 use serde::Serialize;
 
-use crate::pipeline::WorkerReport;
+use millionx_graph::WorkerReport;
 
 /// Counts of one input stream.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

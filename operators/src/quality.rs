@@ -15,6 +15,7 @@ use std::rc::Rc;
 use hdrhistogram::Histogram;
 use millionx_dataflow::catalog::Category;
 use millionx_dataflow::quality::QualityWindow;
+use millionx_dataflow::record::PiiReport;
 use millionx_dataflow::time::HOUR_MS;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
 use millionx_dataflow::{Epoch, EventTime, Reason, StreamKind};
@@ -60,8 +61,8 @@ pub enum Observation {
         event_time: EventTime,
         /// Category.
         category: Category,
-        /// Free text held personal data.
-        pii_detected: bool,
+        /// What anonymisation removed; `pii.detected` drives the window's PII detection rate.
+        pii: PiiReport,
         /// Joined to a weather reading.
         enriched: bool,
         /// Carries an embedding.
@@ -143,9 +144,9 @@ fn count(c: &mut QualityWindow, o: &Observation) {
                 *c.rejected.entry(reason.0.clone()).or_default() += 1;
             }
             Observation::Duplicate { .. } => c.duplicates += 1,
-            Observation::Emitted { category, pii_detected, enriched, embedded, .. } => {
+            Observation::Emitted { category, pii, enriched, embedded, .. } => {
                 c.emitted += 1;
-                c.pii_detected += u64::from(*pii_detected);
+                c.pii_detected += u64::from(pii.detected);
                 c.enriched += u64::from(*enriched);
                 c.embedded += u64::from(*embedded);
                 if o.stream() != StreamKind::Weather {

@@ -220,7 +220,7 @@ fn quality_windows_close_on_the_watermark_with_exact_counts() {
                 stream: s,
                 event_time: EventTime(t),
                 category: millionx_dataflow::catalog::Category::Fashion,
-                pii_detected: t == T0 + 10,
+                pii: millionx_dataflow::record::PiiReport { fields: 0, detected: t == T0 + 10 },
                 enriched,
                 embedded: false,
                 lag_ms: 5,
