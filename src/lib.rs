@@ -7,4 +7,5 @@ pub mod cli;
 pub mod config;
 pub mod gen;
 pub mod pipeline;
+pub mod search;
 pub mod summary;
