@@ -45,7 +45,7 @@ pub enum Command {
     /// Print the all-MiniLM-L6-v2 embedding of each text as a JSON array, one per line.
     Embed(millionx_embed::EmbedArgs),
     /// Embed a query and print the nearest stored objects (Weaviate when configured, else `out/weaviate`).
-    Search(millionx_embed::SearchArgs),
+    Search(crate::search::SearchArgs),
     /// Load a JSON Lines data set (social.jsonl, market.jsonl, weather.jsonl) into the three Kafka topics.
     Produce(ProduceArgs),
 }
@@ -166,7 +166,7 @@ pub struct LiveWeatherArgs {
     #[arg(long = "weather", id = "weather", value_enum, default_value_t = WeatherSourceKind::Input)]
     pub source: WeatherSourceKind,
     /// Round period with `--weather owm` (overrides `weather.every`; at least 1m) [default: 1h].
-    #[arg(long = "weather-every", id = "weather_every", value_name = "DURATION", value_parser = millionx_source_weather::cli::parse_every)]
+    #[arg(long = "weather-every", id = "weather_every", value_name = "DURATION", value_parser = millionx_source_weather::parse_every)]
     pub every: Option<std::time::Duration>,
     /// API root with `--weather owm` (overrides `weather.base_url`), e.g. a local replay server.
     #[arg(long = "weather-base-url", id = "weather_base_url", value_name = "URL")]
@@ -311,7 +311,7 @@ pub fn main() -> ExitCode {
             }
         },
         Command::Search(args) => {
-            let weaviate = match search_server(&args) {
+            let weaviate = match crate::search::search_server(&args) {
                 Ok(w) => w,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -319,7 +319,7 @@ pub fn main() -> ExitCode {
                 }
             };
             let (mut out, mut note) = (std::io::stdout(), std::io::stderr());
-            match millionx_embed::run_search(&args, weaviate.as_ref(), &mut out, &mut note) {
+            match crate::search::run_search(&args, weaviate.as_ref(), &mut out, &mut note) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -361,28 +361,6 @@ pub fn main() -> ExitCode {
             }
         },
     }
-}
-
-/// The Weaviate server `millionx search` queries: none with `--index`; else `--config`'s `[weaviate]` table, else
-/// `$WEAVIATE_URL`; none when neither is set (the local index is searched). Errors: unreadable or invalid
-/// configuration (the message names the key).
-fn search_server(args: &millionx_embed::SearchArgs) -> Result<Option<millionx_sink_weaviate::WeaviateConfig>, String> {
-    if args.index.is_some() {
-        return Ok(None);
-    }
-    let from_file = match &args.config {
-        Some(p) => RunConfig::from_file(p).map_err(|e| e.to_string())?.weaviate,
-        None => None,
-    };
-    let config = match from_file {
-        Some(c) => c,
-        None => match std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => millionx_sink_weaviate::WeaviateConfig { url, ..Default::default() },
-            None => return Ok(None),
-        },
-    };
-    config.validate().map_err(|e| format!("weaviate: {e}"))?;
-    Ok(Some(config))
 }
 
 /// Why a run failed.

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
 use common::{canonical, command, ndjson};
+use millionx_kafka_testing::Broker;
 use serde_json::Value;
 
 fn run_ok(args: &[&str]) -> std::process::Output {

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use common::*;
 use millionx_sink_snowflake::sql::client::SqlClient;
-use millionx_sink_snowflake::testing::Fakesnow;
 use millionx_sink_snowflake::{Metrics, SnowflakeConfig};
+use millionx_snowflake_testing::Fakesnow;
 use serde_json::Value;
 
 fn text(v: &Value) -> String {

@@ -13,9 +13,9 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::broker::Broker;
 use common::{command, ndjson};
 use millionx_dataflow::City;
+use millionx_kafka_testing::Broker;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};

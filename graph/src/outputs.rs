@@ -13,10 +13,10 @@ use millionx_metrics::{Metrics, SinkOutput};
 use millionx_sink_file::FileWriter;
 use millionx_sink_format::snowflake::Table;
 use millionx_sink_format::weaviate::Class;
+use millionx_sink_kafka::KafkaWriter;
 use millionx_sink_snowflake::SnowflakeSink;
 use millionx_sink_util::{BatchPolicy, BatchSink, Encoder, Framing, SinkContext, SinkError, SinkRecord, SinkStats};
 use millionx_sink_weaviate::{WeaviateConfig, WeaviateWriter};
-use millionx_source_kafka::dlq::KafkaWriter;
 use millionx_source_kafka::KafkaConfig;
 use timely::dataflow::Stream;
 

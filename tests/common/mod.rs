@@ -1,8 +1,6 @@
 //! Test harness: runs the real `millionx` binary and reads its outputs.
 #![allow(dead_code, missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-pub mod broker;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

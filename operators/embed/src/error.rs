@@ -55,9 +55,6 @@ pub enum EmbedError {
         /// What was wrong with it.
         reason: String,
     },
-    /// `millionx search` against Weaviate failed, or a search setting is invalid (the message names it).
-    #[error("{0}")]
-    Search(String),
     /// Writing the command output failed (e.g. a closed pipe).
     #[error("output: {0}")]
     Output(#[from] std::io::Error),

@@ -7,7 +7,9 @@
 //! - [`operator`]: the timely `embed` operator ([`Embed`]): batching by count and age, a per-record deadline.
 //! - [`run`]: `millionx run --embed auto|on|off` ([`EmbedMode`], [`start_for_run`]).
 //! - [`text`]: which text of a record is embedded ([`EmbeddingText`]).
-//! - [`index`] and [`cli`]: `millionx embed` and `millionx search` over the file sink's Weaviate batch files.
+//! - [`cli`]: `millionx embed`.
+//! - [`index`]: the local vector index over the file sink's Weaviate batch files (`millionx search`, in the
+//!   binary, queries it or a Weaviate server).
 //!
 //! See `CONTEXT.md` for the model files, the licence, the benchmark and how to wire it.
 
@@ -20,7 +22,7 @@ pub mod pool;
 pub mod run;
 pub mod text;
 
-pub use cli::{run_embed, run_search, EmbedArgs, SearchArgs};
+pub use cli::{run_embed, EmbedArgs};
 pub use error::EmbedError;
 pub use index::{Hit, LocalIndex};
 pub use model::{

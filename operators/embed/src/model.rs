@@ -77,7 +77,7 @@ fn missing_file(dir: &Path) -> Option<&'static str> {
 
 /// Makes candle's CPU kernels single-threaded unless the environment already chose: sets `RAYON_NUM_THREADS=1`
 /// and `CANDLE_NUM_THREADS=1` when they are unset, so that each pool thread runs whole batches instead of every
-/// matrix product being split across cores (BENCHMARK.md: ~90 sentences per CPU-second with 2 pool threads × 1,
+/// matrix product being split across cores (`benchmarks/embed.md`: ~90 sentences per CPU-second with 2 pool threads × 1,
 /// ~50 with 1 pool thread × 2 intra-op threads). Returns whether it changed anything.
 ///
 /// Call it first thing in `main`, before any other thread starts: changing the environment is only sound while

@@ -1,10 +1,12 @@
-//! `millionx embed` and `millionx search` through their entry points.
+//! `millionx embed` through its entry point, and the local index `millionx search` reads, over batch files
+//! written by the real Weaviate encoder with vectors from the real model.
 
 mod common;
 
 use std::path::Path;
 
-use millionx_embed::{cosine, run_embed, run_search, EmbedArgs, EmbedError, SearchArgs, DIMS};
+use millionx_embed::cli::embed_texts;
+use millionx_embed::{cosine, run_embed, EmbedArgs, EmbedError, LocalIndex, DIMS};
 use millionx_sink_format::weaviate::ObjectEncoder;
 use millionx_sink_util::Encoder;
 
@@ -55,11 +57,8 @@ fn write_batch(dir: &Path, name: &str, posts: &[millionx_dataflow::record::Enric
 }
 
 #[test]
-fn search_finds_the_nearest_posts_in_the_file_sink_output() {
+fn the_local_index_finds_the_nearest_posts_in_the_file_sink_output() {
     let Some(model) = common::embedder() else {
-        return;
-    };
-    let Some(dir) = common::model_dir() else {
         return;
     };
     let texts = [
@@ -87,18 +86,11 @@ fn search_finds_the_nearest_posts_in_the_file_sink_output() {
     posts.push(late);
     write_batch(out_dir.path(), "000002.json", &posts);
 
-    let args = SearchArgs {
-        query: "wireless earbuds delivery".into(),
-        class: "SocialPost".into(),
-        k: 3,
-        index: Some(out_dir.path().to_path_buf()),
-        config: None,
-        model_dir: Some(dir),
-    };
-    let (mut out, mut note) = (Vec::new(), Vec::new());
-    run_search(&args, None, &mut out, &mut note).expect("search runs");
+    let index = LocalIndex::load(out_dir.path(), "SocialPost").expect("index loads");
+    assert_eq!((index.len(), index.files(), index.without_vector()), (4, 2, 1));
+    let query = embed_texts(model, &["wireless earbuds delivery".to_owned()]).expect("query embeds");
     let hits: Vec<serde_json::Value> =
-        String::from_utf8(out).expect("UTF-8").lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+        index.search(&query[0], 3).iter().map(|h| serde_json::to_value(h).expect("a hit is JSON")).collect();
     let ids: Vec<&str> = hits.iter().map(|h| h["properties"]["postId"].as_str().expect("postId")).collect();
     assert_eq!(ids.len(), 3);
     assert_eq!(ids[0], "S-1", "hits {ids:?}");
@@ -108,28 +100,4 @@ fn search_finds_the_nearest_posts_in_the_file_sink_output() {
     assert!(scores.windows(2).all(|w| w[0] >= w[1]), "scores not descending: {scores:?}");
     let d0 = hits[0]["distance"].as_f64().expect("distance");
     assert!((d0 - (1.0 - scores[0])).abs() < 1e-6);
-    assert_eq!(
-        String::from_utf8(note).expect("UTF-8").trim(),
-        format!(
-            "search: 4 SocialPost objects with vectors in 2 files under {} (1 without a vector)",
-            out_dir.path().display()
-        )
-    );
-}
-
-#[test]
-fn search_rejects_an_unknown_class() {
-    let args = SearchArgs {
-        query: "x".into(),
-        class: "Posts".into(),
-        k: 3,
-        index: Some("out/weaviate".into()),
-        config: None,
-        model_dir: None,
-    };
-    let err = run_search(&args, None, &mut Vec::new(), &mut Vec::new()).expect_err("unknown class");
-    assert!(
-        err.to_string().contains("--class Posts: unknown class (expected one of SocialPost, MarketOrder)"),
-        "{err}"
-    );
 }

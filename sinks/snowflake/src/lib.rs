@@ -8,8 +8,8 @@
 //!   Kafka partition, offset tokens = Kafka offsets, batches acknowledged once committed.
 //! - [`SnowflakeSink`] builds the writers ([`millionx_sink_util::BatchWriter`]) for the batching driver.
 //!
-//! Test tooling (feature `testing`): [`testing`] starts the fakesnow emulator behind a small adapter and
-//! the Snowpipe Streaming double.
+//! Test tooling (the fakesnow harness, the Snowpipe Streaming double) is the `millionx-snowflake-testing`
+//! crate in `testing/snowflake`.
 
 pub mod config;
 pub mod metrics;
@@ -17,8 +17,6 @@ pub mod schema;
 pub mod sql;
 pub mod streaming;
 pub mod tables;
-#[cfg(feature = "testing")]
-pub mod testing;
 
 use std::sync::Arc;
 use std::time::Duration;

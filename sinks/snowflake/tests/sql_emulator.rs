@@ -12,9 +12,9 @@ use millionx_dataflow::StreamKind;
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_snowflake::schema::apply_schema;
 use millionx_sink_snowflake::sql::client::{Rows, SqlClient};
-use millionx_sink_snowflake::testing::Fakesnow;
 use millionx_sink_snowflake::{Metrics, SnowflakeSink, Table};
 use millionx_sink_util::{BatchWriter, Framing};
+use millionx_snowflake_testing::Fakesnow;
 use serde_json::{json, Value};
 
 struct Db {
@@ -396,7 +396,7 @@ fn a_batch_resent_after_a_lost_response_is_applied_once() {
     db.apply_schema();
     // The proxy forwards the first MERGE to the emulator and then cuts the connection before the answer
     // arrives: the statement ran, the client saw a network failure and sends the batch again.
-    let proxy = millionx_sink_snowflake::testing::DropResponseProxy::start(&f.url(), "MERGE INTO").expect("proxy");
+    let proxy = millionx_snowflake_testing::DropResponseProxy::start(&f.url(), "MERGE INTO").expect("proxy");
     config.host = Some(proxy.url());
     let sink = SnowflakeSink::connect(&config).expect("connect");
     let rows = social_rows(3, 0, 50);

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use common::{batch, drive, social_rows};
 use millionx_sink_snowflake::config::SnowflakeConfig;
-use millionx_sink_snowflake::streaming::double::{DoubleConfig, Faults, StreamingDouble};
-use millionx_sink_snowflake::testing::{generate_key_pair, streaming_config};
 use millionx_sink_snowflake::{SnowflakeSink, Table};
 use millionx_sink_util::Framing;
+use millionx_snowflake_testing::{generate_key_pair, streaming_config};
+use millionx_snowflake_testing::{DoubleConfig, Faults, StreamingDouble};
 use serde_json::Value;
 
 struct Setup {

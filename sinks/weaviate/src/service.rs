@@ -25,7 +25,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::mpsc::{channel, Receiver, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
@@ -81,9 +81,6 @@ impl Default for WeaviateMetrics {
     }
 }
 
-/// A hook called (from the I/O thread) whenever a batch completes, e.g. to activate the driver.
-pub type CompletionHook = Arc<dyn Fn() + Send + Sync>;
-
 struct Ctx {
     client: reqwest::Client,
     batch_url: String,
@@ -91,7 +88,6 @@ struct Ctx {
     retry: RetryConfig,
     permits: tokio::sync::Semaphore,
     metrics: Mutex<WeaviateMetrics>,
-    hook: RwLock<Option<CompletionHook>>,
 }
 
 impl Ctx {
@@ -154,15 +150,8 @@ impl WeaviateWriter {
             retry: config.retry,
             permits: tokio::sync::Semaphore::new(config.max_in_flight),
             metrics: Mutex::new(WeaviateMetrics::default()),
-            hook: RwLock::new(None),
         });
         Ok(WeaviateWriter { runtime, ctx, done_tx, done_rx, in_flight: 0, max_in_flight: config.max_in_flight })
-    }
-
-    /// Calls `hook` after every completed batch (from the I/O thread; keep it cheap, e.g. a timely
-    /// `SyncActivator::activate`).
-    pub fn set_completion_hook(&self, hook: CompletionHook) {
-        *self.ctx.hook.write().unwrap_or_else(|p| p.into_inner()) = Some(hook);
     }
 
     /// A snapshot of the counters.
@@ -220,10 +209,6 @@ impl BatchWriter for WeaviateWriter {
                 }
             }
             let _ = tx.send(Completion { seq: batch.seq, result, batch });
-            let hook = ctx.hook.read().unwrap_or_else(|p| p.into_inner()).clone();
-            if let Some(hook) = hook {
-                hook();
-            }
         });
     }
 

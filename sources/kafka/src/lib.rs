@@ -1,4 +1,5 @@
-//! Kafka in and out for MillionX.
+//! The Kafka source of MillionX, and `millionx produce`. The `[kafka]` table and the client settings are
+//! `millionx_kafka_client`'s (shared with the DLQ producer, `sinks/kafka`, and the weather fetcher).
 //!
 //! - [`source::kafka_source`]: one rdkafka consumer per timely worker. The partitions of the three input
 //!   topics are assigned to workers deterministically ([`assign::assignment`]; manual `assign`, no group
@@ -15,22 +16,17 @@
 //!   ahead of the acknowledged frontier; librdkafka's prefetch is bounded by `fetch_buffer_kib`.
 //! - Dead letters at the source: tombstones (`parse_error`), oversize (`too_large`), key-less (`missing_key`),
 //!   non-UTF-8 (`bad_encoding`). Empty payloads are passed on and fail validation as `parse_error`.
-//! - Watermark markers: a null-payload message with header [`source::WATERMARK_HEADER`] (Unix ms) becomes a
-//!   watermark report of its partition, not a dead letter (the weather fetcher writes one per partition after
-//!   each round, so its round watermark reaches a Kafka-fed pipeline).
-//! - [`dlq::KafkaWriter`]: a `BatchWriter` producing dead letters with an idempotent producer, reason and
-//!   source coordinates as headers.
+//! - Watermark markers: a null-payload message with header [`millionx_kafka_client::WATERMARK_HEADER`] (Unix ms)
+//!   becomes a watermark report of its partition, not a dead letter (the weather fetcher writes one per
+//!   partition after each round, so its round watermark reaches a Kafka-fed pipeline).
 //! - [`produce::run_produce`]: `millionx produce`, loads a data set into the topics.
 
 pub mod assign;
-pub mod config;
-pub mod dlq;
 pub mod ledger;
 pub mod produce;
 pub mod source;
 
-pub use config::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
+/// The `[kafka]` table this source is configured by.
+pub use millionx_kafka_client::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
 pub use produce::{run_produce, ProduceArgs};
-pub use source::{
-    kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl, WATERMARK_HEADER,
-};
+pub use source::{kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl};

@@ -5,16 +5,15 @@
 
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use millionx_dataflow::StreamKind;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-use crate::config::KafkaConfig;
+use millionx_kafka_client::{CountingContext, KafkaConfig};
 
 /// `millionx produce` flags.
 #[derive(clap::Args, Debug, Clone)]
@@ -33,27 +32,6 @@ pub struct ProduceArgs {
     /// offset + 1. Raise it (e.g. 10000) against a real Kafka cluster for speed.
     #[arg(long, default_value_t = 1)]
     pub batch_messages: u32,
-}
-
-/// Counts failed deliveries (the message's own error never carries the payload into logs).
-#[derive(Default)]
-pub struct CountingContext {
-    /// Deliveries that failed after librdkafka's retries.
-    pub failed: Arc<AtomicU64>,
-    /// Deliveries acknowledged by the broker.
-    pub delivered: Arc<AtomicU64>,
-}
-
-impl ClientContext for CountingContext {}
-
-impl ProducerContext for CountingContext {
-    type DeliveryOpaque = ();
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        match result {
-            Ok(_) => self.delivered.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.failed.fetch_add(1, Ordering::Relaxed),
-        };
-    }
 }
 
 fn key_of(stream: StreamKind, line: &str, line_number: u64) -> String {

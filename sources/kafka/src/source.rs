@@ -19,8 +19,8 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::assign::{assignment, TopicPartition};
-use crate::config::{KafkaConfig, OffsetReset};
 use crate::ledger::OffsetLedger;
+use millionx_kafka_client::{KafkaConfig, OffsetReset, WATERMARK_HEADER};
 
 /// The source could not start (broker unreachable, topic missing, offsets unreadable).
 #[derive(Debug, thiserror::Error)]
@@ -488,12 +488,6 @@ pub fn kafka_source_for<'scope>(
 fn partition_report(p: &PartitionState, reader: u32, max_event_time: Option<EventTime>, idle: bool) -> WatermarkReport {
     WatermarkReport { stream: p.stream, partition: p.partition as u32, reader, max_event_time, done: false, idle }
 }
-
-/// Header naming a watermark marker: a message with a null payload whose header value is an event time in
-/// Unix ms (decimal ASCII) that no later message of the same partition undercuts. The weather fetcher
-/// (`millionx weather fetch --kafka-brokers`) writes one to every partition of its topic after each round;
-/// the source turns it into a [`WatermarkReport`] of that partition instead of a line.
-pub const WATERMARK_HEADER: &str = "millionx-watermark";
 
 /// `None` when `msg` is not a marker (it has a payload, or no [`WATERMARK_HEADER`]); else the event time or
 /// why the header value is not one.

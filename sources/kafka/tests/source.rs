@@ -2,65 +2,21 @@
 //! letters with reasons, good ones lines with their coordinates, and the end is committed after the drain.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use millionx_dataflow::{DeadLetter, Epoch, RawLine, StreamKind};
+use millionx_kafka_testing::Broker;
 use millionx_source_kafka::{kafka_source, KafkaConfig, SourceControl};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use timely::dataflow::operators::capture::Event;
 use timely::dataflow::operators::{Capture, Probe};
 use timely::dataflow::ProbeHandle;
 
-fn tansu() -> PathBuf {
-    if let Ok(p) = std::env::var("MILLIONX_TANSU") {
-        return PathBuf::from(p);
-    }
-    let p = PathBuf::from("/opt/millionx-tools/bin/tansu");
-    assert!(p.exists(), "tansu is not installed: run `bash .ci/setup.d/50-kafka.sh` or set MILLIONX_TANSU");
-    p
-}
-
-struct Broker(Child, String);
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn broker() -> Broker {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let addr = format!("127.0.0.1:{port}");
-    let url = format!("tcp://{addr}");
-    let child = Command::new(tansu())
-        .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let b = Broker(child, addr);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while TcpStream::connect(&b.1).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    for t in ["validated.social", "validated.market", "context.weather"] {
-        let mut create = Command::new(tansu());
-        create.args(["topic", "create", t, "--broker", &url, "--partitions", "1"]).stdout(Stdio::null());
-        assert!(create.status().unwrap().success());
-    }
-    b
-}
-
 #[test]
 fn bad_messages_are_dead_letters_and_the_end_is_committed() {
-    let b = broker();
+    let b = Broker::start(1);
     let config = KafkaConfig {
-        brokers: b.1.clone(),
+        brokers: b.addr.clone(),
         group: "unit".into(),
         exit_at_end: true,
         epoch_messages: 2,

@@ -3,24 +3,22 @@
 //! Exit codes: 0 success; 1 a city failed after retries (`fetch --once`), a reading was rejected
 //! (`normalize`) or the sink failed; 2 the run could not start (bad config, no API key, unreadable file).
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::mpsc;
 use std::time::Duration;
 
 use millionx_dataflow::config::ConfigError;
 use millionx_dataflow::City;
+use millionx_kafka_client::KafkaConfig;
 use millionx_metrics::MetricsConfig;
-use millionx_source_kafka::KafkaConfig;
 
-use crate::client::{ReqwestTransport, Transport};
+use crate::client::ReqwestTransport;
 use crate::config::{ApiKey, WeatherConfig};
-use crate::error::FailureReason;
-use crate::fetcher::{Fetcher, Round, Status};
+use crate::fetcher::Fetcher;
 use crate::kafka::{newest_in_topic, KafkaSink};
 use crate::owm::{normalize, Checks, Units};
-use crate::sink::{last_published_in, ChannelSink, JsonLinesSink, OutTarget, ReadingSink, SinkError, WeatherEvent};
+use crate::schedule::{parse_every, run_schedule, runtime, Schedule};
+use crate::sink::{last_published_in, JsonLinesSink, OutTarget};
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
@@ -28,10 +26,6 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
 /// Exit code: the run could not start (configuration, API key, input file).
 pub const EXIT_CONFIG: u8 = 2;
-
-/// Shortest `--every` period: a round of 8 cities takes ~9 s at 1.1 s spacing, and OWM refreshes its
-/// current weather about every 10 minutes, so faster polling only re-reads unchanged data.
-pub const MIN_EVERY: Duration = Duration::from_secs(60);
 
 /// `millionx weather <command>`.
 #[derive(Debug, clap::Args)]
@@ -98,110 +92,12 @@ pub struct NormalizeArgs {
     pub file: PathBuf,
 }
 
-/// Parses `--every`: a jiff duration (`1h`, `30m`, `1h30m`, `PT1H`), at least [`MIN_EVERY`].
-pub fn parse_every(s: &str) -> Result<Duration, String> {
-    let d: jiff::SignedDuration = s.parse().map_err(|e| format!("not a duration like 1h or 30m: {e}"))?;
-    let d = Duration::try_from(d).map_err(|_| String::from("must be positive"))?;
-    if d < MIN_EVERY {
-        return Err(format!("must be at least {}s", MIN_EVERY.as_secs()));
-    }
-    Ok(d)
-}
-
 /// Parses a city name exactly as records spell it.
 pub fn parse_city(s: &str) -> Result<City, String> {
     City::from_name(s).ok_or_else(|| {
         let names: Vec<&str> = City::ALL.iter().map(|c| c.name()).collect();
         format!("unknown city `{s}`; expected one of {}", names.join(", "))
     })
-}
-
-/// How often to run rounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Schedule {
-    /// One round.
-    Once,
-    /// A round every period (first at once), until shutdown.
-    Every(Duration),
-}
-
-/// What a run did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RunSummary {
-    /// Rounds completed.
-    pub rounds: u64,
-    /// Rounds in which at least one city failed.
-    pub failed_rounds: u64,
-    /// Whether the last completed round had no failure.
-    pub last_round_ok: bool,
-}
-
-fn log_round(round: &Round) {
-    let mut counts = [0u32; 4];
-    for o in &round.outcomes {
-        let i = match &o.status {
-            Status::Published => 0,
-            Status::Unchanged => 1,
-            Status::Late => 2,
-            Status::Failed(e) => {
-                eprintln!("weather: {}: failed after {} attempt(s): {e}", o.city.name(), o.attempts);
-                3
-            }
-        };
-        counts[i] += 1;
-    }
-    eprintln!(
-        "weather: round started {}: {} published, {} unchanged, {} late, {} failed; watermark {}",
-        round.started_at, counts[0], counts[1], counts[2], counts[3], round.watermark
-    );
-}
-
-/// Runs rounds on `schedule`, publishing each round's readings and then its watermark to `sink`, until the
-/// schedule ends or `shutdown` resolves (a round in progress is abandoned: nothing of it is published and
-/// no watermark is declared). Errors: the sink failed (the run stops at once).
-pub async fn run_schedule<T: Transport, S: ReadingSink>(
-    fetcher: &mut Fetcher<T>,
-    sink: &mut S,
-    schedule: Schedule,
-    shutdown: impl Future<Output = ()>,
-) -> Result<RunSummary, SinkError> {
-    tokio::pin!(shutdown);
-    let mut summary = RunSummary::default();
-    let mut ticker = match schedule {
-        Schedule::Once => None,
-        Schedule::Every(period) => {
-            let mut t = tokio::time::interval(period);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            Some(t)
-        }
-    };
-    loop {
-        if let Some(t) = ticker.as_mut() {
-            tokio::select! {
-                _ = &mut shutdown => return Ok(summary),
-                _ = t.tick() => {}
-            }
-        }
-        let round = tokio::select! {
-            _ = &mut shutdown => return Ok(summary),
-            r = fetcher.round() => r,
-        };
-        log_round(&round);
-        sink.publish(&round.readings)?;
-        let failures: Vec<(City, FailureReason)> = round.failures().map(|(c, e)| (c, e.reason)).collect();
-        if !failures.is_empty() {
-            sink.failures(&failures)?;
-        }
-        sink.round_complete(round.watermark)?;
-        summary.rounds += 1;
-        summary.last_round_ok = round.all_ok();
-        if !summary.last_round_ok {
-            summary.failed_rounds += 1;
-        }
-        if ticker.is_none() {
-            return Ok(summary);
-        }
-    }
 }
 
 /// Resolves on SIGINT or SIGTERM (or never, if the handlers cannot be installed).
@@ -249,10 +145,6 @@ pub fn fetch_config(args: &FetchArgs) -> Result<WeatherConfig, ConfigError> {
         }
     })?;
     Ok(config)
-}
-
-fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread().enable_all().build()
 }
 
 /// The `[kafka]` and `[metrics]` tables of the `--config` file (defaults when absent or without a file).
@@ -447,39 +339,4 @@ pub fn run_weather(args: WeatherArgs) -> ExitCode {
         WeatherCommand::Fetch(a) => run_fetch(a),
         WeatherCommand::Normalize(a) => run_normalize(a),
     }
-}
-
-/// Starts a fetcher thread feeding a running pipeline (`run --weather owm`): each round sends
-/// [`WeatherEvent::Readings`] (when any are new), [`WeatherEvent::Failures`] (when a city failed), then
-/// [`WeatherEvent::Watermark`]. The thread ends when the schedule ends, `stop` fires (or its sender is
-/// dropped), or the receiver of `tx` is dropped. The caller validates `config` and reads `key` first
-/// ([`WeatherConfig::validate`], [`ApiKey::from_env`]). With `metrics`, fetches are counted into
-/// `millionx_weather_fetch_total{result,reason}` of that registry.
-/// Errors: the HTTP client or the thread cannot be created.
-pub fn spawn_feed(
-    config: WeatherConfig,
-    key: ApiKey,
-    schedule: Schedule,
-    tx: mpsc::Sender<WeatherEvent>,
-    stop: tokio::sync::oneshot::Receiver<()>,
-    metrics: Option<millionx_metrics::Metrics>,
-) -> Result<std::thread::JoinHandle<Result<RunSummary, SinkError>>, ConfigError> {
-    let transport = ReqwestTransport::new(&config)?;
-    let mut fetcher = Fetcher::new(config, key, transport)?;
-    if let Some(m) = metrics {
-        fetcher = fetcher.with_metrics(m);
-    }
-    std::thread::Builder::new()
-        .name("weather-owm".into())
-        .spawn(move || {
-            let rt = runtime().map_err(|source| SinkError { what: String::from("start the async runtime"), source })?;
-            let mut sink = ChannelSink::new(tx);
-            rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, async {
-                let _ = stop.await;
-            }))
-        })
-        .map_err(|e| ConfigError {
-            key: String::from("run --weather"),
-            reason: format!("cannot start the fetcher thread: {e}"),
-        })
 }

@@ -73,7 +73,7 @@ pub struct WeatherConfig {
     /// Optional OWM city ids by city name; cities not listed are queried by their coordinates.
     pub city_ids: BTreeMap<String, u64>,
     /// Round period of the live feed (`run --weather owm`), a duration like `1h` or `30m`, at least `1m`
-    /// ([`crate::cli::MIN_EVERY`]). `weather fetch` takes `--every` instead.
+    /// ([`crate::schedule::MIN_EVERY`]). `weather fetch` takes `--every` instead.
     pub every: String,
 }
 
@@ -222,7 +222,7 @@ impl WeatherConfig {
 
     /// The parsed `every`. Errors (key `weather.every`): not a duration of at least one minute.
     pub fn every(&self) -> Result<Duration, ConfigError> {
-        crate::cli::parse_every(&self.every).map_err(|reason| err("weather.every", reason))
+        crate::schedule::parse_every(&self.every).map_err(|reason| err("weather.every", reason))
     }
 
     /// Per-request timeout.

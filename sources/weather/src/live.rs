@@ -1,5 +1,5 @@
 //! The live weather source of a running pipeline (`millionx run --weather owm`): a timely operator fed by the
-//! fetcher thread of [`crate::spawn_feed`].
+//! fetcher thread of [`spawn_feed`].
 //!
 //! - **One owner.** The operator exists on every worker (every worker builds the same graph); only the owner
 //!   (global worker index 0) runs the fetcher and emits. The others drop their capabilities at once.
@@ -37,10 +37,12 @@ use timely::dataflow::{Scope, Stream};
 
 use millionx_dataflow::config::ConfigError;
 
-use crate::cli::{RunSummary, Schedule};
+use crate::client::ReqwestTransport;
 use crate::config::{ApiKey, WeatherConfig};
 use crate::error::FailureReason;
-use crate::sink::{SinkError, WeatherEvent};
+use crate::fetcher::Fetcher;
+use crate::schedule::{run_schedule, runtime, RunSummary, Schedule};
+use crate::sink::{ChannelSink, SinkError, WeatherEvent};
 
 /// When the live source ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -62,7 +64,7 @@ pub struct FeedHandle {
     pub thread: std::thread::JoinHandle<Result<RunSummary, SinkError>>,
 }
 
-/// Starts the fetcher thread ([`crate::spawn_feed`]) with a round every `every`, first at once. The caller
+/// Starts the fetcher thread ([`spawn_feed`]) with a round every `every`, first at once. The caller
 /// validated `config` and read `key`. Errors: the HTTP client or the thread cannot be created.
 pub fn start_feed(
     config: WeatherConfig,
@@ -72,8 +74,43 @@ pub fn start_feed(
 ) -> Result<FeedHandle, ConfigError> {
     let (tx, rx) = mpsc::channel();
     let (stop, stop_rx) = tokio::sync::oneshot::channel();
-    let thread = crate::spawn_feed(config, key, Schedule::Every(every), tx, stop_rx, metrics)?;
+    let thread = spawn_feed(config, key, Schedule::Every(every), tx, stop_rx, metrics)?;
     Ok(FeedHandle { rx, stop, thread })
+}
+
+/// Starts a fetcher thread feeding a running pipeline (`run --weather owm`): each round sends
+/// [`WeatherEvent::Readings`] (when any are new), [`WeatherEvent::Failures`] (when a city failed), then
+/// [`WeatherEvent::Watermark`]. The thread ends when the schedule ends, `stop` fires (or its sender is
+/// dropped), or the receiver of `tx` is dropped. The caller validates `config` and reads `key` first
+/// ([`WeatherConfig::validate`], [`ApiKey::from_env`]). With `metrics`, fetches are counted into
+/// `millionx_weather_fetch_total{result,reason}` of that registry.
+/// Errors: the HTTP client or the thread cannot be created.
+pub fn spawn_feed(
+    config: WeatherConfig,
+    key: ApiKey,
+    schedule: Schedule,
+    tx: mpsc::Sender<WeatherEvent>,
+    stop: tokio::sync::oneshot::Receiver<()>,
+    metrics: Option<millionx_metrics::Metrics>,
+) -> Result<std::thread::JoinHandle<Result<RunSummary, SinkError>>, ConfigError> {
+    let transport = ReqwestTransport::new(&config)?;
+    let mut fetcher = Fetcher::new(config, key, transport)?;
+    if let Some(m) = metrics {
+        fetcher = fetcher.with_metrics(m);
+    }
+    std::thread::Builder::new()
+        .name("weather-owm".into())
+        .spawn(move || {
+            let rt = runtime().map_err(|source| SinkError { what: String::from("start the async runtime"), source })?;
+            let mut sink = ChannelSink::new(tx);
+            rt.block_on(run_schedule(&mut fetcher, &mut sink, schedule, async {
+                let _ = stop.await;
+            }))
+        })
+        .map_err(|e| ConfigError {
+            key: String::from("run --weather"),
+            reason: format!("cannot start the fetcher thread: {e}"),
+        })
 }
 
 /// What the live source did, for the run summary (owner only).

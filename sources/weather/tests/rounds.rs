@@ -10,8 +10,8 @@ use std::time::Duration;
 use common::scripted::{ok_reply, status_reply, Scripted};
 use jiff::Timestamp;
 use millionx_dataflow::City;
-use millionx_source_weather::cli::{run_schedule, Schedule};
 use millionx_source_weather::metrics::FetchResult;
+use millionx_source_weather::schedule::{run_schedule, Schedule};
 use millionx_source_weather::sink::last_published_in;
 use millionx_source_weather::{
     ApiKey, FailureReason, Fetcher, JsonLinesSink, ReadingSink, Status, WeatherConfig, WeatherError,

@@ -1,8 +1,6 @@
-//! Method `snowpipe_streaming`: key-pair JWT ([`jwt`]), the REST API ([`api`]), the writer ([`writer`]) and,
-//! with feature `testing`, a double of the API written from Snowflake's documented contract ([`double`]).
+//! Method `snowpipe_streaming`: key-pair JWT ([`jwt`]), the REST API ([`api`]) and the writer ([`writer`]). A
+//! double of the API written from Snowflake's documented contract is in `testing/snowflake`.
 
 pub mod api;
-#[cfg(feature = "testing")]
-pub mod double;
 pub mod jwt;
 pub mod writer;

@@ -1,5 +1,5 @@
-//! Test tooling (feature `testing`): the fakesnow emulator started on 127.0.0.1 behind
-//! `testing/fakesnow_adapter.py`, configs pointing at it or at the Snowpipe Streaming double, and RSA keys.
+//! The fakesnow emulator started on 127.0.0.1 behind
+//! `fakesnow_adapter.py` (beside this crate's Cargo.toml), configs pointing at it or at the Snowpipe Streaming double, and RSA keys.
 //!
 //! The emulator comes from the venv `.ci/setup.d/30-fakesnow.sh` installs (`$MILLIONX_FAKESNOW_VENV`, default
 //! `/opt/millionx/venv`); when it is missing [`Fakesnow::start`] fails, so the tests fail rather than skip.
@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
-use crate::config::{AuthConfig, SecretSource, SnowflakeConfig};
+use millionx_sink_snowflake::config::{AuthConfig, SecretSource, SnowflakeConfig};
 
 /// Where the fakesnow venv lives.
 pub fn venv_dir() -> PathBuf {
@@ -21,7 +21,7 @@ pub fn venv_dir() -> PathBuf {
 
 /// The adapter script.
 pub fn adapter_script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("testing/fakesnow_adapter.py")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fakesnow_adapter.py")
 }
 
 /// A free TCP port on 127.0.0.1.

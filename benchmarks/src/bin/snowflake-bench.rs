@@ -1,6 +1,6 @@
 //! Rows/s into Snowflake stand-ins for both methods at batch sizes 100, 1,000 and 10,000.
 //!
-//! `cargo run --release -p millionx-sink-snowflake --features testing --bin snowflake-bench -- [--rows N]
+//! `cargo run --release -p millionx-benchmarks --bin snowflake-bench -- [--rows N]
 //! [--outage-secs S]`
 //!
 //! - `sql_batch`: the fakesnow emulator (DuckDB) behind the test adapter, schema applied, MERGE per batch
@@ -18,10 +18,10 @@
 use std::time::{Duration, Instant};
 
 use millionx_dataflow::{Origin, StreamKind};
-use millionx_sink_snowflake::streaming::double::{DoubleConfig, StreamingDouble};
-use millionx_sink_snowflake::testing::{generate_key_pair, streaming_config, Fakesnow};
 use millionx_sink_snowflake::{SnowflakeConfig, SnowflakeSink, Table};
 use millionx_sink_util::{BatchWriter, EncodedBatch};
+use millionx_snowflake_testing::{generate_key_pair, streaming_config, Fakesnow};
+use millionx_snowflake_testing::{DoubleConfig, StreamingDouble};
 
 fn row(id: u64, partition: u32) -> serde_json::Value {
     serde_json::json!({

@@ -1,6 +1,6 @@
 //! Objects/s into the Weaviate double at several batch sizes and concurrencies.
 //!
-//! `cargo run --release -p millionx-sink-weaviate --features bench --bin weaviate-bench -- --objects 5000`
+//! `cargo run --release -p millionx-benchmarks --bin weaviate-bench -- --objects 5000`
 //!
 //! Each run starts a fresh double, creates `SocialPost` from `ops/weaviate/SocialPost.json`, encodes
 //! `--objects` posts with all 20 properties and a 384-dimensional vector into batches (not timed), then

@@ -218,11 +218,6 @@ impl WeaviateDouble {
     pub fn stats(&self) -> DoubleStats {
         self.shared.db().stats.clone()
     }
-
-    /// Faults queued and not yet applied.
-    pub fn pending_faults(&self) -> usize {
-        self.shared.db().faults.len()
-    }
 }
 
 impl Drop for WeaviateDouble {

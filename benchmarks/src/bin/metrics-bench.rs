@@ -1,6 +1,6 @@
 //! Cost of the [`millionx_metrics::Metrics`] calls and of one scrape, as a Markdown table.
 //!
-//! `cargo run --release -p millionx-metrics --bin metrics-bench [-- CALLS]` (default 2,000,000 calls per
+//! `cargo run --release -p millionx-benchmarks --bin metrics-bench [-- CALLS]` (default 2,000,000 calls per
 //! row). Per-call figures tell how often a caller may record: per batch (always fine) or per record.
 
 use std::time::{Duration, Instant};

@@ -2,7 +2,7 @@
 //! sizes and thread layouts, on a synthetic corpus shaped like MillionX posts and orders (no cache hits: every
 //! text is distinct and the cache is off).
 //!
-//! `cargo run --release -p millionx-embed --bin embed-bench -- [--sentences N] [--batches 8,32,128]`
+//! `cargo run --release -p millionx-benchmarks --bin embed-bench -- [--sentences N] [--batches 8,32,128]`
 //!
 //! Each configuration runs in a child process of this binary, because candle fixes its intra-op thread count
 //! (`RAYON_NUM_THREADS`) when its thread pool first starts. Prints a markdown table.

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Kafka → pipeline throughput with 1 and 2 workers (writes sources/kafka/BENCH.md).
-# Usage: bash sources/kafka/bench.sh [SOCIAL] [MARKET]   (needs tansu: .ci/setup.d/50-kafka.sh)
+# Kafka → pipeline throughput with 1 and 2 workers (writes benchmarks/kafka.md).
+# Usage: bash benchmarks/kafka-bench.sh [SOCIAL] [MARKET]   (needs tansu: .ci/setup.d/50-kafka.sh)
 # MILLIONX_BIN picks the binary (default: a release build, `cargo build --release` first).
 set -euo pipefail
-root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bin="${MILLIONX_BIN:-${CARGO_TARGET_DIR:-$root/target}/release/millionx}"
 tansu="${MILLIONX_TANSU:-/opt/millionx-tools/bin/tansu}"
 social="${1:-50000}"; market="${2:-50000}"
@@ -34,10 +34,10 @@ print(f"| {sys.argv[2]} | {d['elapsed_s']:.2f} | {d['throughput_rps']:.0f} | {d[
 PY
 )$'\n'
 done
-cat >"$root/sources/kafka/BENCH.md" <<MD
+cat >"$root/benchmarks/kafka.md" <<MD
 # Kafka source benchmark
 
-\`bash sources/kafka/bench.sh $social $market\` on $(nproc) cores, $(date -u +%Y-%m-%d), binary \`$(basename "$(dirname "$bin")")\`:
+\`bash benchmarks/kafka-bench.sh $social $market\` on $(nproc) cores, $(date -u +%Y-%m-%d), binary \`$(basename "$(dirname "$bin")")\`:
 tansu 0.6.0 (memory storage) on 127.0.0.1, 2 partitions per topic, \`millionx gen --social $social --market $market\`,
 produced in ${produced} s (one message per batch); then \`millionx run --source kafka --exit-at-end\` into the file sinks.
 Throughput = records read / elapsed (the pipeline's summary).
@@ -46,4 +46,4 @@ Throughput = records read / elapsed (the pipeline's summary).
 |---|---|---|---|
 ${rows}
 MD
-cat "$root/sources/kafka/BENCH.md"
+cat "$root/benchmarks/kafka.md"

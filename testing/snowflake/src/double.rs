@@ -1,6 +1,6 @@
-//! A double of the Snowpipe Streaming REST API (feature `testing`), written from Snowflake's documented
-//! contract (see [`crate::streaming::api`]). It validates what a client sends and behaves as the service
-//! is documented to:
+//! A double of the Snowpipe Streaming REST API, written from Snowflake's documented contract (see
+//! [`millionx_sink_snowflake::streaming::api`]). It validates what a client sends and behaves as the service is
+//! documented to:
 //! - the account endpoints (`/v2/streaming/hostname`, `/oauth/token`) need a valid RS256 key-pair JWT for
 //!   the configured account, user and public key; data endpoints need the scoped token it issued;
 //! - pipes are `<TABLE><suffix>` for the four tables; database and schema must match;
@@ -30,8 +30,8 @@ use axum::{Form, Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::streaming::jwt;
-use crate::tables::{Table, TableSchema};
+use millionx_sink_snowflake::streaming::jwt;
+use millionx_sink_snowflake::tables::{Table, TableSchema};
 
 /// What the double expects and how it behaves.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ pub struct DoubleConfig {
 
 impl DoubleConfig {
     /// The double the test tooling uses: account `testorg-acct`, user `millionx`, `MILLIONX.RAW_DATA`, pipes
-    /// `<TABLE>-STREAMING` (what [`crate::testing::streaming_config`] points at).
+    /// `<TABLE>-STREAMING` (what [`crate::fakesnow::streaming_config`] points at).
     pub fn for_tests(public_key_pem: String, commit_delay: Duration) -> DoubleConfig {
         DoubleConfig {
             account: "testorg-acct".into(),

@@ -16,7 +16,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 
-use crate::config::KafkaConfig;
+use millionx_kafka_client::KafkaConfig;
 
 #[derive(Default)]
 struct Progress {
