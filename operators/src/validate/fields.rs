@@ -66,10 +66,7 @@ impl<'a> Object<'a> {
     ///
     /// Errors: [`Unreadable`] for the first unknown member whose value [`kept_verbatim`] refuses (the slots
     /// are still filled, so the caller can place the dead letter by its event time).
-    pub fn slots<const N: usize>(
-        &self,
-        names: &[&str; N],
-    ) -> ([Option<&'a RawValue>; N], Result<String, Unreadable>) {
+    pub fn slots<const N: usize>(&self, names: &[&str; N]) -> ([Option<&'a RawValue>; N], Result<String, Unreadable>) {
         let mut slots = [None; N];
         let mut extra = Ok(String::new());
         for (k, v) in &self.members {

@@ -16,8 +16,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::dead_letter::not_utf8_detail;
+use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::{DeadLetter, Epoch, Origin, RawLine, Reason, StreamKind};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::generic::OutputBuilder;
