@@ -33,6 +33,12 @@ impl std::fmt::Display for Reason {
     }
 }
 
+/// The `detail` of a payload that is not UTF-8, rejected as `parse_error` (PIPELINE.md: inputs are UTF-8
+/// JSON): `not UTF-8: invalid byte sequence at byte N` (0-based). Names a position, never payload bytes.
+pub fn not_utf8_detail(e: &std::str::Utf8Error) -> String {
+    format!("not UTF-8: invalid byte sequence at byte {}", e.valid_up_to())
+}
+
 /// A rejected message.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct DeadLetter {

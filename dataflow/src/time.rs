@@ -22,12 +22,19 @@ impl EventTime {
     /// Parses a strict RFC 3339 timestamp `YYYY-MM-DDTHH:MM:SS[.fff](Z|±HH:MM)`.
     ///
     /// Errors: `None` when the shape differs (a space or lowercase `t` separator, a missing zone,
-    /// a bare number) or a field is out of range (month 13, hour 99).
+    /// a bare number), a field is out of range (month 13, hour 99), or the offset is outside
+    /// RFC 3339's `time-numoffset` (hours 00–23, minutes 00–59, so at most ±23:59; jiff's own
+    /// parser accepts up to ±25:59:59).
     pub fn parse_rfc3339(s: &str) -> Option<EventTime> {
         if !has_rfc3339_shape(s.as_bytes()) {
             return None;
         }
-        let ts: jiff::Timestamp = s.parse().ok()?;
+        let pieces = jiff::fmt::temporal::Pieces::parse(s).ok()?;
+        let offset = pieces.to_numeric_offset()?;
+        if offset.seconds().unsigned_abs() > MAX_RFC3339_OFFSET_SECONDS {
+            return None;
+        }
+        let ts = offset.to_timestamp(pieces.date().to_datetime(pieces.time()?)).ok()?;
         Some(EventTime(ts.as_millisecond()))
     }
 
@@ -61,6 +68,9 @@ impl EventTime {
         EventTime(self.0.saturating_add(ms))
     }
 }
+
+/// The largest RFC 3339 offset, `±23:59` (RFC 3339 §5.6: `time-hour` 00–23, `time-minute` 00–59), seconds.
+const MAX_RFC3339_OFFSET_SECONDS: u32 = 23 * 3600 + 59 * 60;
 
 /// Checks the byte shape of `YYYY-MM-DDTHH:MM:SS[.f{1,9}](Z|±HH:MM)`; ranges are left to the parser.
 fn has_rfc3339_shape(b: &[u8]) -> bool {
@@ -115,6 +125,24 @@ mod tests {
         {
             assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn offsets_outside_rfc3339_are_rejected() {
+        for bad in [
+            "2024-12-15T00:00:00+24:00",
+            "2024-12-15T00:00:00+25:00",
+            "2024-12-15T00:00:00-25:59",
+            "2024-12-15T00:00:00-99:99",
+            "2024-12-15T00:00:00+05:60",
+            "2024-12-15T00:00:00.5+25:00",
+        ] {
+            assert_eq!(EventTime::parse_rfc3339(bad), None, "{bad}");
+        }
+        // The extremes RFC 3339 allows, and its "unknown local offset" -00:00.
+        assert_eq!(EventTime::parse_rfc3339("2024-12-15T23:59:00+23:59"), Some(EventTime(1_734_220_800_000)));
+        assert_eq!(EventTime::parse_rfc3339("2024-12-14T00:01:00-23:59"), Some(EventTime(1_734_220_800_000)));
+        assert_eq!(EventTime::parse_rfc3339("2024-12-15T00:00:00-00:00"), Some(EventTime(1_734_220_800_000)));
     }
 
     #[test]

@@ -62,34 +62,68 @@ impl<'a> Object<'a> {
     }
 
     /// Distributes members into `N` named slots (last duplicate wins; JSON `null` counts as absent) and
-    /// returns the unknown members re-encoded as `"k":v,...` (compact).
-    pub fn slots<const N: usize>(&self, names: &[&str; N]) -> ([Option<&'a RawValue>; N], String) {
+    /// returns the unknown members re-encoded as `"k":v,...` (compact, values verbatim).
+    ///
+    /// Errors: [`Unreadable`] for the first unknown member whose value [`kept_verbatim`] refuses (the slots
+    /// are still filled, so the caller can place the dead letter by its event time).
+    pub fn slots<const N: usize>(&self, names: &[&str; N]) -> ([Option<&'a RawValue>; N], Result<String, Unreadable>) {
         let mut slots = [None; N];
-        let mut extra = String::new();
+        let mut extra = Ok(String::new());
         for (k, v) in &self.members {
             match names.iter().position(|n| *n == k.as_ref()) {
                 Some(i) => slots[i] = if v.get() == "null" { None } else { Some(*v) },
-                None => push_member(&mut extra, k, v),
+                None => {
+                    if let Ok(members) = &mut extra {
+                        if let Err(e) = push_member(members, k, v) {
+                            extra = Err(e);
+                        }
+                    }
+                }
             }
         }
         (slots, extra)
     }
 }
 
-fn push_member(extra: &mut String, key: &str, value: &RawValue) {
+/// Why part of a payload that is kept verbatim (an unknown member, a weather reading's raw record) cannot
+/// be written to the sinks: its text, valid for the JSON grammar, is beyond what JSON readers must accept.
+/// RFC 8259 lets a reader limit number range (§6; readers such as serde_json, DuckDB and JavaScript use
+/// IEEE 754 binary64, so `1e400` does not read) and nesting depth (§9; serde_json stops at 128), and rejects
+/// escapes that are not Unicode scalar values (§8.2, a lone surrogate `"\ud800"`). Carrying such a value
+/// into `RAW_RECORD` would make the row unreadable for the consumer, so the line is a `parse_error` dead
+/// letter (PIPELINE.md: not a JSON object, for a binary64 reader), kept whole in the DLQ. The text is the
+/// reader's message (position, never payload bytes), for the dead letter's `detail`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unreadable(pub String);
+
+/// `raw` (one JSON value) as it is kept in an output: verbatim when it is on one line, else re-encoded
+/// compactly (outputs are one record per line).
+///
+/// Errors: [`Unreadable`] when serde_json cannot read it into a `Value` (see there). Plain strings without
+/// escapes are accepted without a second parse: the grammar check already done is all they need.
+pub fn kept_verbatim(raw: &str) -> Result<Cow<'_, str>, Unreadable> {
+    let plain_string = raw.starts_with('"') && !raw.contains('\\');
+    if plain_string {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let value: serde_json::Value =
+        serde_json::from_str(raw).map_err(|e| Unreadable(format!("not readable as JSON: {e}")))?;
+    if raw.contains(['\n', '\r']) {
+        Ok(Cow::Owned(value.to_string()))
+    } else {
+        Ok(Cow::Borrowed(raw))
+    }
+}
+
+fn push_member(extra: &mut String, key: &str, value: &RawValue) -> Result<(), Unreadable> {
+    let value = kept_verbatim(value.get()).map_err(|Unreadable(e)| Unreadable(format!("an unknown field is {e}")))?;
     if !extra.is_empty() {
         extra.push(',');
     }
     extra.push_str(&serde_json::to_string(key).unwrap_or_else(|_| String::from("\"\"")));
     extra.push(':');
-    let raw = value.get();
-    if raw.contains(['\n', '\r']) {
-        // Keep outputs one record per line: re-encode pretty-printed values compactly.
-        let compact = serde_json::from_str::<serde_json::Value>(raw).map(|v| v.to_string());
-        extra.push_str(compact.as_deref().unwrap_or("null"));
-    } else {
-        extra.push_str(raw);
-    }
+    extra.push_str(&value);
+    Ok(())
 }
 
 /// A JSON string value, borrowed when it holds no escapes. `None` if not a string.
@@ -145,9 +179,36 @@ mod tests {
         let (s, extra) = o.slots(&["a", "b"]);
         assert_eq!(s[0].map(|v| v.get()), Some("2"));
         assert!(s[1].is_none(), "null is absent");
-        assert_eq!(extra, r#""x":{"k":[1, 2]},"we\"ird":"v""#);
+        assert_eq!(extra.as_deref(), Ok(r#""x":{"k":[1, 2]},"we\"ird":"v""#));
         let (_, extra) = Object::parse("{\"p\":[1,\n2]}").expect("object").slots(&[]);
-        assert_eq!(extra, r#""p":[1,2]"#);
+        assert_eq!(extra.as_deref(), Ok(r#""p":[1,2]"#));
+    }
+
+    #[test]
+    fn unknown_members_beyond_what_readers_accept_are_refused() {
+        // Grammatical JSON that serde_json (binary64 numbers, depth 128, scalar-value escapes) cannot read.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for (value, why) in [
+            ("1e400", "number out of range"),
+            ("-1e400", "number out of range"),
+            (&*"9".repeat(400), "number out of range"),
+            ("{\"k\":[1e999]}", "number out of range"),
+            ("\"\\ud800\"", "hex escape"),
+            (&*deep, "recursion limit exceeded"),
+        ] {
+            let text = format!("{{\"a\":1,\"x\":{value}}}");
+            let o = Object::parse(&text).expect("the grammar accepts it");
+            let (s, extra) = o.slots(&["a"]);
+            assert_eq!(s[0].map(|v| v.get()), Some("1"), "slots are filled even so");
+            let Err(Unreadable(detail)) = extra else { panic!("{value} must be refused") };
+            assert!(detail.starts_with("an unknown field is not readable as JSON: "), "{detail}");
+            assert!(detail.contains(why), "{value}: {detail}");
+        }
+        // The largest finite numbers and exact big integers stay, verbatim.
+        let (_, extra) = Object::parse(r#"{"x":1.7976931348623157e308,"y":123456789012345678901234567890}"#)
+            .expect("object")
+            .slots(&[]);
+        assert_eq!(extra.as_deref(), Ok(r#""x":1.7976931348623157e308,"y":123456789012345678901234567890"#));
     }
 
     #[test]

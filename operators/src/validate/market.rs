@@ -35,11 +35,11 @@ pub const PRICE_TOLERANCE_BDT: f64 = 0.01;
 ///
 /// Errors: a [`Rejection`] with the PIPELINE.md reason of the first failing rule.
 pub fn validate(line: &RawLine) -> Result<MarketOrder, Rejection> {
-    let obj =
-        Object::parse(&line.payload).ok_or(Rejection { reason: Reason::bare("parse_error"), event_time: None })?;
+    let obj = Object::parse(&line.payload).ok_or_else(Rejection::not_an_object)?;
     let (s, extra) = obj.slots(&NAMES);
     let event_time = rules::event_time_of(s[16]);
-    check(line, &s, extra).map_err(|reason| Rejection { reason, event_time })
+    let extra = extra.map_err(|e| Rejection::unreadable(e, event_time))?;
+    check(line, &s, extra).map_err(|reason| Rejection::rule(reason, event_time))
 }
 
 fn check(line: &RawLine, s: &[Option<&serde_json::value::RawValue>; 17], extra: String) -> rules::Check<MarketOrder> {

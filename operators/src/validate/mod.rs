@@ -78,9 +78,9 @@ impl<'scope> Validate<'scope> for Stream<'scope, Epoch, Vec<RawLine>> {
                                 meta_s.give(*record.meta());
                                 ok_s.give(record);
                             }
-                            Err(Rejection { reason, event_time }) => dead_s.give(DeadLetter {
+                            Err(Rejection { reason, detail, event_time }) => dead_s.give(DeadLetter {
                                 reason,
-                                detail: None,
+                                detail,
                                 origin: line.origin,
                                 payload: line.payload,
                                 received_ns,

@@ -14,8 +14,27 @@ use super::fields;
 pub struct Rejection {
     /// PIPELINE.md reason string.
     pub reason: Reason,
+    /// What exactly failed when the reason alone does not say (the dead letter's `detail`); never payload text.
+    pub detail: Option<String>,
     /// Event time of the line if its timestamp field parsed (places it in a quality window).
     pub event_time: Option<EventTime>,
+}
+
+impl Rejection {
+    /// `parse_error` for a payload that is not one JSON object (no detail, no event time).
+    pub fn not_an_object() -> Rejection {
+        Rejection { reason: Reason::bare("parse_error"), detail: None, event_time: None }
+    }
+
+    /// `parse_error` for a payload whose verbatim part cannot be kept as JSON (see [`fields::Unreadable`]).
+    pub fn unreadable(e: fields::Unreadable, event_time: Option<EventTime>) -> Rejection {
+        Rejection { reason: Reason::bare("parse_error"), detail: Some(e.0), event_time }
+    }
+
+    /// The rejection of a failed rule check.
+    pub fn rule(reason: Reason, event_time: Option<EventTime>) -> Rejection {
+        Rejection { reason, detail: None, event_time }
+    }
 }
 
 /// Most Unicode scalar values `content` may hold (PIPELINE.md).

@@ -26,11 +26,11 @@ const REQUIRED: [bool; 12] = [true, true, true, true, false, true, true, true, f
 ///
 /// Errors: a [`Rejection`] with the PIPELINE.md reason of the first failing rule.
 pub fn validate(line: &RawLine) -> Result<SocialPost, Rejection> {
-    let obj =
-        Object::parse(&line.payload).ok_or(Rejection { reason: Reason::bare("parse_error"), event_time: None })?;
+    let obj = Object::parse(&line.payload).ok_or_else(Rejection::not_an_object)?;
     let (s, extra) = obj.slots(&NAMES);
     let event_time = rules::event_time_of(s[11]);
-    check(line, &s, extra).map_err(|reason| Rejection { reason, event_time })
+    let extra = extra.map_err(|e| Rejection::unreadable(e, event_time))?;
+    check(line, &s, extra).map_err(|reason| Rejection::rule(reason, event_time))
 }
 
 fn check(line: &RawLine, s: &[Option<&serde_json::value::RawValue>; 12], extra: String) -> rules::Check<SocialPost> {
@@ -125,6 +125,21 @@ mod tests {
         // missing beats wrong type even when the wrong-typed field comes first
         let both = with("postId", "5").replace("\"city\"", "\"_city\"");
         assert_eq!(reason(&both), "missing_field:city");
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_verbatim_unless_no_reader_could_read_them() {
+        let p = validate(&line(&GOOD.replace("\"future\":{\"x\":1}", "\"future\":{\"x\":1e300}"))).expect("valid");
+        assert_eq!(p.extra, r#""future":{"x":1e300}"#);
+        let r = validate(&line(&GOOD.replace("\"future\":{\"x\":1}", "\"future\":{\"x\":1e400}"))).expect_err("1e400");
+        assert_eq!(r.reason.as_str(), "parse_error");
+        assert_eq!(
+            r.detail.as_deref(),
+            Some("an unknown field is not readable as JSON: number out of range at line 1 column 10")
+        );
+        assert_eq!(r.event_time, Some(EventTime(1_734_256_800_000)));
+        // A huge number in a known field breaks that field's type rule instead: it is re-encoded, not kept.
+        assert_eq!(reason(&GOOD.replace("\"likesCount\":3", "\"likesCount\":1e400")), "wrong_type:likesCount");
     }
 
     #[test]

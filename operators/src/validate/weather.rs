@@ -4,7 +4,7 @@ use millionx_dataflow::record::WeatherReading;
 use millionx_dataflow::{Meta, RawLine, Reason};
 use serde_json::value::RawValue;
 
-use super::fields::{self, Object};
+use super::fields::{self, Object, Unreadable};
 use super::rules::{self, Check, Rejection};
 
 const NAMES: [&str; 14] = [
@@ -34,11 +34,23 @@ pub const PLAUSIBLE_CELSIUS: std::ops::RangeInclusive<f64> = -10.0..=60.0;
 /// Errors: a [`Rejection`] with the PIPELINE.md reason of the first failing rule; nested fields are
 /// named with a dot (`temperature.current`).
 pub fn validate(line: &RawLine) -> Result<WeatherReading, Rejection> {
-    let obj =
-        Object::parse(&line.payload).ok_or(Rejection { reason: Reason::bare("parse_error"), event_time: None })?;
+    let obj = Object::parse(&line.payload).ok_or_else(Rejection::not_an_object)?;
     let (s, _extra) = obj.slots(&NAMES);
     let event_time = rules::event_time_of(s[4]);
-    check(line, &s).map_err(|reason| Rejection { reason, event_time })
+    // The whole payload becomes RAW_RECORD, so all of it must be readable (fields::Unreadable): a number
+    // beyond binary64 anywhere, even in a known field, is parse_error here, before the field rules.
+    let raw = raw_record(&line.payload).map_err(|e| Rejection::unreadable(e, event_time))?;
+    check(line, &s, raw).map_err(|reason| Rejection::rule(reason, event_time))
+}
+
+/// The payload re-encoded compactly (one line whatever the producer's formatting), for `RAW_RECORD`.
+///
+/// Errors: [`Unreadable`] when serde_json cannot read it (numbers beyond binary64, nesting deeper than 128,
+/// lone surrogate escapes).
+fn raw_record(payload: &str) -> Result<String, Unreadable> {
+    serde_json::from_str::<serde_json::Value>(payload)
+        .map(|v| v.to_string())
+        .map_err(|e| Unreadable(format!("the raw record is not readable as JSON: {e}")))
 }
 
 /// The slots of a required nested object (`wrong_type:F` when not an object, `missing_field:F.k`).
@@ -55,7 +67,7 @@ fn nested<'a, const N: usize>(
     Ok(slots)
 }
 
-fn check(line: &RawLine, s: &[Option<&RawValue>; 14]) -> Check<WeatherReading> {
+fn check(line: &RawLine, s: &[Option<&RawValue>; 14], raw: String) -> Check<WeatherReading> {
     rules::require(s, &NAMES, &REQUIRED)?;
     let weather = nested(s[5], "weather", &["condition", "description", "icon"])?;
     let temperature = nested(s[6], "temperature", &["current", "feels_like", "min", "max"])?;
@@ -91,8 +103,6 @@ fn check(line: &RawLine, s: &[Option<&RawValue>; 14]) -> Check<WeatherReading> {
     let city = rules::city(&city, "city")?;
     let event_time = rules::timestamp(&timestamp, "timestamp")?;
 
-    // Compact re-encoding keeps the raw record on one line whatever the producer's formatting.
-    let raw = serde_json::from_str::<serde_json::Value>(&line.payload).map(|v| v.to_string()).unwrap_or_default();
     Ok(WeatherReading {
         meta: Meta { origin: line.origin, event_time, ingest_ns: line.ingest_ns },
         city,
@@ -149,5 +159,22 @@ mod tests {
         assert_eq!(reason(GOOD.replace("\"current\": 14.5", "\"current\": 287.6")), "out_of_range:temperature.current");
         assert_eq!(reason(GOOD.replace("\"Sylhet\"", "\"Sylhet Division\"")), "unknown_city:city");
         assert!(check_line(&GOOD.replace("\"visibility\": 2000, ", "")).is_ok(), "visibility is optional");
+    }
+
+    #[test]
+    fn a_number_beyond_binary64_in_an_unknown_field_is_a_parse_error_not_an_empty_raw_record() {
+        let line = GOOD.replace("\"clouds\": 0,", "\"clouds\": 0, \"x_uv\": 1e400,");
+        let r = check_line(&line).expect_err("an unreadable raw record");
+        assert_eq!(r.reason.as_str(), "parse_error");
+        assert_eq!(
+            r.detail.as_deref(),
+            Some("the raw record is not readable as JSON: number out of range at line 1 column 384")
+        );
+        assert_eq!(r.event_time, Some(millionx_dataflow::EventTime(1_734_217_200_000)), "still placed in its hour");
+        let nested = GOOD.replace("\"icon\": \"50n\"", "\"icon\": \"50n\", \"extra\": [1e999]");
+        assert_eq!(check_line(&nested).expect_err("nested").reason.as_str(), "parse_error");
+        // A large but finite unknown number is kept (re-encoded by serde_json, as every raw record is).
+        let big = check_line(&GOOD.replace("\"clouds\": 0,", "\"clouds\": 0, \"x_uv\": 1e300,")).expect("valid");
+        assert!(big.raw.ends_with(r#""x_uv":1e+300}"#), "{}", big.raw);
     }
 }

@@ -7,13 +7,16 @@
 //! still at or before `e − max_epochs_in_flight` (backpressure; bounded memory), and drops its
 //! capabilities at the end of the file, so a replay terminates by itself.
 //!
-//! Lines that are not UTF-8 (`bad_encoding`) or longer than the message limit (`too_large`) leave as
-//! dead letters here; a trailing `\r` (CRLF files) is removed.
+//! Lines that are not UTF-8 (`parse_error`, detail `not UTF-8 …`: PIPELINE.md's inputs are UTF-8 JSON, and
+//! its vocabulary has no separate reason) or longer than the message limit (`too_large`) leave as dead
+//! letters here, the payload decoded lossily (U+FFFD for each invalid sequence); a trailing `\r` (CRLF files)
+//! is removed.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
+use millionx_dataflow::dead_letter::not_utf8_detail;
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::{DeadLetter, Epoch, Origin, RawLine, Reason, StreamKind};
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -118,23 +121,25 @@ pub fn file_source<'scope>(
                     buf.pop();
                 }
                 let origin = Origin { stream: config.stream, partition: 0, offset: line_index };
-                let dead_letter = |reason: &str, payload: String| DeadLetter {
+                let dead_letter = |reason: &str, detail: Option<String>, payload: String| DeadLetter {
                     reason: Reason::bare(reason),
-                    detail: None,
+                    detail,
                     origin,
                     payload,
                     received_ns: ingest_ns,
                     event_time_ms: None,
                 };
                 if buf.len() > config.max_message_bytes {
-                    dead_session.give(dead_letter("too_large", String::from_utf8_lossy(&buf).into_owned()));
+                    dead_session.give(dead_letter("too_large", None, String::from_utf8_lossy(&buf).into_owned()));
                     continue;
                 }
                 match std::str::from_utf8(&buf) {
                     Ok(text) => lines_session.give(RawLine { origin, ingest_ns, payload: text.to_owned() }),
-                    Err(_) => {
-                        dead_session.give(dead_letter("bad_encoding", String::from_utf8_lossy(&buf).into_owned()))
-                    }
+                    Err(e) => dead_session.give(dead_letter(
+                        "parse_error",
+                        Some(not_utf8_detail(&e)),
+                        String::from_utf8_lossy(&buf).into_owned(),
+                    )),
                 }
             }
             drop(lines_session);

@@ -15,7 +15,8 @@
 //! - Backpressure: a partition is paused while its next epoch is more than `max_epochs_unacknowledged`
 //!   ahead of the acknowledged frontier; librdkafka's prefetch is bounded by `fetch_buffer_kib`.
 //! - Dead letters at the source: tombstones (`parse_error`), oversize (`too_large`), key-less (`missing_key`),
-//!   non-UTF-8 (`bad_encoding`). Empty payloads are passed on and fail validation as `parse_error`.
+//!   non-UTF-8 (`parse_error`, detail `not UTF-8: …`). Empty payloads are passed on and fail validation as
+//!   `parse_error`.
 //! - Watermark markers: a null-payload message with header [`millionx_kafka_client::WATERMARK_HEADER`] (Unix ms)
 //!   becomes a watermark report of its partition, not a dead letter (the weather fetcher writes one per
 //!   partition after each round, so its round watermark reaches a Kafka-fed pipeline).

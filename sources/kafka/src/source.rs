@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use millionx_dataflow::dead_letter::not_utf8_detail;
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::WatermarkReport;
 use millionx_dataflow::{DeadLetter, Epoch, EventTime, Origin, RawLine, Reason, StreamKind};
@@ -32,7 +33,7 @@ pub struct KafkaStreams<'scope> {
     /// Lines of the social, market and weather streams (same shape as the file source's).
     pub lines: BTreeMap<StreamKind, Stream<'scope, Epoch, Vec<RawLine>>>,
     /// Messages that are not lines: tombstones and empty payloads (`parse_error`), `too_large`,
-    /// `missing_key`, `bad_encoding`.
+    /// `missing_key`, non-UTF-8 payloads (`parse_error`, detail `not UTF-8: …`).
     pub dead: Stream<'scope, Epoch, Vec<DeadLetter>>,
     /// Idleness reports (`idle = true` when a caught-up partition has been silent for `idle_ms`, `false` when
     /// it produces again); concatenate them with the validated-record reports before broadcasting.
@@ -405,7 +406,11 @@ pub fn kafka_source_for<'scope>(
                     }
                     Some(b) => match std::str::from_utf8(b) {
                         Ok(text) => Ok(text.to_owned()),
-                        Err(_) => Err(dead_letter("bad_encoding", None, String::from_utf8_lossy(b).into_owned())),
+                        Err(e) => Err(dead_letter(
+                            "parse_error",
+                            Some(&not_utf8_detail(&e)),
+                            String::from_utf8_lossy(b).into_owned(),
+                        )),
                     },
                 };
                 match verdict {

@@ -94,7 +94,7 @@ fn bad_messages_are_dead_letters_and_the_end_is_committed() {
         vec![
             (1, "parse_error".into(), Some("tombstone (null payload)".into())),
             (2, "missing_key".into(), None),
-            (3, "bad_encoding".into(), None),
+            (3, "parse_error".into(), Some("not UTF-8: invalid byte sequence at byte 0".into())),
             (4, "too_large".into(), None),
         ]
     );
