@@ -304,6 +304,9 @@ pub fn kafka_source_for<'scope>(
         worker: index,
         metrics: control.metrics.clone(),
     }));
+    if let Some(m) = &control.metrics {
+        m.init_kafka_commits();
+    }
     let handle = KafkaSourceHandle { shared: Rc::clone(&shared) };
 
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
@@ -553,4 +556,17 @@ fn watermark_marker<M: Message>(msg: &M) -> Option<Result<EventTime, String>> {
     let header = msg.headers()?.iter().find(|h| h.key == WATERMARK_HEADER)?;
     let value = header.value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<i64>().ok());
     Some(value.map(EventTime).ok_or_else(|| format!("{WATERMARK_HEADER} marker: the value is not Unix ms")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn error_codes_become_snake_case_labels() {
+        assert_eq!(error_reason(RDKafkaErrorCode::RequestTimedOut), "request_timed_out");
+        assert_eq!(error_reason(RDKafkaErrorCode::RebalanceInProgress), "rebalance_in_progress");
+        assert_eq!(error_reason(RDKafkaErrorCode::UnknownTopicOrPartition), "unknown_topic_or_partition");
+    }
 }
