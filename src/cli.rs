@@ -477,7 +477,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
-    let input = match args.source {
+    let mut input = match args.source {
         SourceKind::File => {
             let live = args.live_weather.source == WeatherSourceKind::Owm;
             for stream in StreamKind::ALL.into_iter().filter(|s| !(live && *s == StreamKind::Weather)) {
@@ -512,6 +512,9 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let (metrics, server) = millionx_metrics::start(&config.metrics).map_err(|e| Failure::Usage(e.to_string()))?;
     if let Some(server) = &server {
         eprintln!("metrics: serving http://{}/metrics", server.local_addr());
+    }
+    if let Input::Kafka { control, .. } = &mut input {
+        control.metrics = Some(metrics.clone());
     }
     let (embed, embed_config, embed_stats) = start_embedding(args, &metrics)?;
     let live_weather = match args.live_weather.source {

@@ -290,3 +290,104 @@ fn committed_total(brokers: &str, group: &str) -> i64 {
     let committed = consumer.committed_offsets(list, Duration::from_secs(10)).unwrap();
     committed.elements().iter().filter_map(|e| e.offset().to_raw()).filter(|o| *o > 0).sum()
 }
+
+/// Samples of a Prometheus text exposition named `name`: `{labels}` text → value.
+fn samples(text: &str, name: &str) -> BTreeMap<String, f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            let (n, labels) = series.split_at(series.find('{').unwrap_or(series.len()));
+            (n == name).then(|| (labels.to_owned(), value.parse::<f64>().unwrap()))
+        })
+        .collect()
+}
+
+fn scrape(addr: &str) -> String {
+    let out = Command::new("curl").args(["-sf", &format!("http://{addr}/metrics")]).output().expect("curl");
+    assert!(out.status.success(), "scraping {addr}");
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn lines(p: &Path) -> i64 {
+    std::fs::read_to_string(p).unwrap().lines().count() as i64
+}
+
+/// Default batch settings (1,000 records / 60 s, linger 500 ms): a caught-up live run commits the end of every
+/// partition while it is still running (before 60 s, i.e. not by `max_age`), and its /metrics shows the
+/// consumer lag per topic/partition (0 at the end), commit durations per worker and the commit-error counter.
+#[test]
+fn live_run_with_default_batches_commits_while_running_and_exports_lag_and_commit_metrics() {
+    let broker = Broker::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 20000, 20000);
+    run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
+    let total = lines(&data.join("social.jsonl")) + lines(&data.join("market.jsonl"));
+    let out = tmp.path().join("out");
+    let mut child = command()
+        .args(["run", "--embed", "off", "-w", "2", "--out", s(&out)])
+        .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "live-defaults"])
+        .args(["--metrics-listen", "127.0.0.1:0", "--metrics-linger", "60"])
+        .env("MILLIONX_PII_KEY", "test-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let wait_line = |needle: &str| loop {
+        let line = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| panic!("no `{needle}` on stderr"));
+        if line.contains(needle) {
+            return line;
+        }
+    };
+    let addr = wait_line("metrics: serving http://")
+        .trim_start_matches("metrics: serving http://")
+        .trim_end_matches("/metrics")
+        .to_owned();
+
+    // The whole input committed while the run is still running. The guard (50 s) is below max_age (60 s):
+    // a sink holding its last partial batch until max_age would fail here.
+    let guard = Instant::now() + Duration::from_secs(50);
+    let mut committed = 0;
+    while committed < total {
+        assert!(child.try_wait().unwrap().is_none(), "the live run ended by itself");
+        assert!(Instant::now() < guard, "only {committed} of {total} offsets committed while running");
+        std::thread::sleep(Duration::from_millis(200));
+        committed = committed_total(&broker.addr, "live-defaults");
+    }
+    assert_eq!(committed, total, "committed offsets = the topics' ends");
+    let running = scrape(&addr);
+    let commits = samples(&running, "millionx_kafka_commit_duration_seconds_count");
+    assert!(commits.values().sum::<f64>() >= 2.0, "commits observed before the end: {commits:?}");
+
+    signal(child.id(), "-INT");
+    wait_line("run finished");
+    let end = scrape(&addr);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let lag = samples(&end, "millionx_kafka_consumer_lag_messages");
+    for topic in ["validated.social", "validated.market", "context.weather"] {
+        for p in 0..2 {
+            let key = format!("{{partition=\"{p}\",topic=\"{topic}\"}}");
+            assert_eq!(lag.get(&key), Some(&0.0), "lag of {topic}[{p}] at the end: {lag:?}");
+        }
+    }
+    let commits = samples(&end, "millionx_kafka_commit_duration_seconds_count");
+    assert_eq!(commits.len(), 2, "one commit-duration series per worker: {commits:?}");
+    assert!(commits.values().all(|n| *n >= 1.0));
+    let sum: f64 = samples(&end, "millionx_kafka_commit_duration_seconds_sum").values().sum();
+    assert!(sum > 0.0 && sum < 10.0 * commits.values().sum::<f64>(), "commit durations (s): {sum}");
+    let errors = samples(&end, "millionx_kafka_commit_errors_total");
+    assert_eq!(errors.get("{reason=\"request_timed_out\"}"), Some(&0.0), "commit errors: {errors:?}");
+}

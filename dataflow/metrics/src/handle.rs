@@ -205,6 +205,12 @@ impl Metrics {
         self.epochs_in_flight(worker, 0);
     }
 
+    /// Creates `millionx_kafka_commit_errors_total{reason="request_timed_out"}` at 0 (the usual failure of a
+    /// commit), so the commit-error panel shows 0 instead of "no data" before the first failure.
+    pub fn init_kafka_commits(&self) {
+        self.inner.kafka_commit_errors.add(0, &[fixed("reason", "request_timed_out")]);
+    }
+
     /// Creates the weather fetcher's `{result="ok",reason="none"}` series at 0 (call where the fetcher runs).
     pub fn init_weather_fetch(&self) {
         self.weather_fetch("ok", "none", 0);

@@ -413,6 +413,7 @@ impl SnowflakeConfig {
             max_records: self.batch.max_records,
             max_bytes: self.batch.max_bytes,
             max_age: Duration::from_millis(self.batch.max_age_ms),
+            linger: BatchPolicy::DEFAULT_LINGER,
         }
     }
 

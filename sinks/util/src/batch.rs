@@ -8,7 +8,8 @@ use millionx_dataflow::Origin;
 
 use crate::encoder::Framing;
 
-/// When to flush: whichever limit is reached first.
+/// When to flush: whichever limit is reached first. `linger` applies only to a batch whose oldest epoch is
+/// complete upstream (see [`crate::driver`]); `max_age` to every open batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BatchPolicy {
     /// Records per batch (≥ 1).
@@ -18,11 +19,24 @@ pub struct BatchPolicy {
     pub max_bytes: usize,
     /// Age of the oldest record in the open batch.
     pub max_age: Duration,
+    /// Age of the open batch after which it is flushed once its oldest epoch is complete upstream.
+    pub linger: Duration,
+}
+
+impl BatchPolicy {
+    /// The default [`BatchPolicy::linger`], 500 ms (`[batch] linger_ms`), for sinks whose own batch settings
+    /// have no linger key.
+    pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
 }
 
 impl From<BatchConfig> for BatchPolicy {
     fn from(c: BatchConfig) -> Self {
-        BatchPolicy { max_records: c.max_records, max_bytes: c.max_bytes, max_age: Duration::from_millis(c.max_age_ms) }
+        BatchPolicy {
+            max_records: c.max_records,
+            max_bytes: c.max_bytes,
+            max_age: Duration::from_millis(c.max_age_ms),
+            linger: Duration::from_millis(c.linger_ms),
+        }
     }
 }
 

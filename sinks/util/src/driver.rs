@@ -1,11 +1,31 @@
 //! The batching sink operator.
 //!
-//! Records are encoded into the open batch as they arrive; the batch is flushed when it reaches the
-//! policy's record or byte limit, when its oldest record reaches the age limit, or when the input ends.
-//! The operator holds, on its dead-letter output, the capability of the oldest epoch of the open batch
-//! and of every batch the writer has not completed, so that output's frontier is exactly the sink's
-//! acknowledged progress: an offset committer may commit everything before it. Completed batches
-//! record each item's read→write latency (µs) and turn rejected items into dead letters.
+//! Records are encoded into the open batch as they arrive. The operator holds, on its dead-letter output,
+//! the capability of the oldest epoch of the open batch and of every batch the writer has not completed,
+//! so that output's frontier is exactly the sink's acknowledged progress: an offset committer may commit
+//! everything before it. Completed batches record each item's read→write latency (µs) and turn rejected
+//! items into dead letters.
+//!
+//! # Flush policy
+//! The open batch is flushed at the first of:
+//! - **size**: `max_records` records or `max_bytes` bytes;
+//! - **linger**: the batch's oldest epoch is complete upstream (the input frontier has passed it: no record
+//!   of that epoch will still arrive) and the batch is `linger` old;
+//! - **age**: the batch is `max_age` old (its epoch may still be open, e.g. a source that never advances);
+//! - **end**: the input ended.
+//!
+//! Why linger: the acknowledged frontier of the run is the minimum over all sinks, and a Kafka source
+//! commits only below it and pauses `max_epochs_unacknowledged` epochs ahead of it. A sink holding a
+//! partial batch of a finished epoch for `max_age` (a low-volume sink: dead letters, weather, quality
+//! windows) would stall every commit and, through backpressure, the whole run for that long. With linger, no
+//! sink holds a finished epoch longer than `linger` plus one write. A sink receiving `max_records` within
+//! `linger` still flushes by size, so busy tables keep their full (cost-saving) batches; a sink receiving
+//! `r` records/s below that writes batches of about `r × linger` records.
+//!
+//! Correctness is unchanged by when a batch is flushed: flushing moves the open batch's capability to the
+//! in-flight set, and it is dropped only when the writer acknowledged the batch. So the frontier of the
+//! dead-letter output never passes the epoch of a record no sink has durably written, and an offset
+//! committed below that frontier has every record before it acknowledged.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -225,8 +245,11 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                     }
                 });
                 let input_done = frontiers[0].frontier().is_empty();
-                let aged = open.as_ref().is_some_and(|o| o.opened.elapsed() >= policy.max_age);
-                if input_done || aged {
+                // The open batch's oldest epoch is complete upstream when the input frontier has passed it.
+                let settled = open.as_ref().is_some_and(|o| !frontiers[0].frontier().less_equal(o.cap.time()));
+                let age = open.as_ref().map(|o| o.opened.elapsed());
+                let due = age.is_some_and(|a| a >= policy.max_age || (settled && a >= policy.linger));
+                if input_done || due {
                     flush(&mut open, &mut writer, &mut in_flight);
                 }
                 complete(writer.poll(), &ctx, &mut in_flight, &mut handle, &mut failed);
@@ -235,7 +258,10 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                     return false;
                 }
                 if let Some(o) = &open {
-                    activator.activate_after(policy.max_age.saturating_sub(o.opened.elapsed()));
+                    // Woken at the next deadline; a frontier change (settling the epoch) wakes it anyway.
+                    let settled = !frontiers[0].frontier().less_equal(o.cap.time());
+                    let limit = if settled { policy.linger.min(policy.max_age) } else { policy.max_age };
+                    activator.activate_after(limit.saturating_sub(o.opened.elapsed()));
                 }
                 if !in_flight.is_empty() {
                     activator.activate_after(Duration::from_millis(1));
@@ -370,5 +396,136 @@ fn stream_slot(s: StreamKind) -> usize {
         StreamKind::Social => 0,
         StreamKind::Market => 1,
         StreamKind::Weather => 2,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::encoder::Framing;
+    use crate::writer::{Completion, WriteOutcome};
+    use timely::container::CapacityContainerBuilder;
+    use timely::dataflow::operators::Probe;
+    use timely::dataflow::InputHandle;
+
+    type In = InputHandle<Epoch, CapacityContainerBuilder<Vec<Arc<Rec>>>>;
+
+    struct Rec(u64);
+    impl SinkRecord for Rec {
+        fn origin(&self) -> Origin {
+            Origin { stream: StreamKind::Social, partition: 0, offset: self.0 }
+        }
+        fn ingest_ns(&self) -> u64 {
+            0
+        }
+    }
+    struct Enc;
+    impl Encoder<Rec> for Enc {
+        fn framing(&self) -> Framing {
+            Framing::NDJSON
+        }
+        fn encode(&mut self, r: &Rec, out: &mut Vec<u8>) {
+            out.extend_from_slice(format!("{}\n", r.0).as_bytes());
+        }
+    }
+    /// Acknowledges every batch at once; records the batch sizes.
+    struct Mem {
+        sizes: Rc<RefCell<Vec<usize>>>,
+        done: Vec<Completion>,
+    }
+    impl BatchWriter for Mem {
+        fn submit(&mut self, batch: EncodedBatch) {
+            self.sizes.borrow_mut().push(batch.len());
+            self.done.push(Completion { seq: batch.seq, result: Ok(WriteOutcome::default()), batch });
+        }
+        fn poll(&mut self) -> Vec<Completion> {
+            std::mem::take(&mut self.done)
+        }
+        fn in_flight(&self) -> usize {
+            self.done.len()
+        }
+    }
+
+    /// Runs a sink with `policy`, feeding `epoch0` records at epoch 0, then calls `then` with the input
+    /// handle, the batch sizes written and the acknowledged-frontier probe, stepping the worker in between.
+    fn run(
+        policy: BatchPolicy,
+        epoch0: u64,
+        then: impl Fn(&mut dyn FnMut() -> (Vec<usize>, bool), &mut In) + Send + Sync + 'static,
+    ) {
+        timely::execute_directly(move |worker| {
+            let sizes = Rc::new(RefCell::new(Vec::new()));
+            let mut input = In::new();
+            let probe = worker.dataflow::<Epoch, _, _>(|scope| {
+                let ctx = SinkContext {
+                    name: "test".into(),
+                    stats: Rc::default(),
+                    latency: None,
+                    errors: Arc::default(),
+                    metrics: None,
+                };
+                let writer = Mem { sizes: Rc::clone(&sizes), done: Vec::new() };
+                input.to_stream(scope).batch_sink(ctx, policy, Enc, writer).probe().0
+            });
+            for i in 0..epoch0 {
+                input.send(Arc::new(Rec(i)));
+            }
+            let mut step = || {
+                worker.step();
+                (sizes.borrow().clone(), probe.less_equal(&0))
+            };
+            then(&mut step, &mut input);
+        });
+    }
+
+    fn policy(max_records: usize, linger: Duration) -> BatchPolicy {
+        BatchPolicy { max_records, max_bytes: 1 << 20, max_age: Duration::from_secs(3600), linger }
+    }
+
+    /// Steps until `done` holds (a guard of 60 s against a hang, not a timing assertion).
+    fn step_until(
+        step: &mut dyn FnMut() -> (Vec<usize>, bool),
+        done: impl Fn(&[usize], bool) -> bool,
+    ) -> (Vec<usize>, bool) {
+        let start = Instant::now();
+        loop {
+            let (sizes, held) = step();
+            if done(&sizes, held) || start.elapsed() > Duration::from_secs(60) {
+                return (sizes, held);
+            }
+        }
+    }
+
+    #[test]
+    fn a_partial_batch_of_a_finished_epoch_is_flushed_after_linger_not_max_age() {
+        run(policy(1000, Duration::from_millis(20)), 3, |step, input| {
+            input.advance_to(1);
+            let (sizes, epoch0_held) = step_until(step, |_, held| !held);
+            assert_eq!(sizes, vec![3], "one partial batch of the 3 records, input still open");
+            assert!(!epoch0_held, "epoch 0 acknowledged");
+        });
+    }
+
+    #[test]
+    fn an_open_epoch_keeps_its_batch_until_max_age() {
+        run(policy(1000, Duration::from_millis(5)), 3, |step, _input| {
+            let start = Instant::now();
+            let mut last = (Vec::new(), true);
+            while start.elapsed() < Duration::from_millis(100) {
+                last = step();
+            }
+            assert_eq!(last, (vec![], true), "epoch 0 is not finished: nothing flushed before max_age");
+        });
+    }
+
+    #[test]
+    fn busy_sinks_still_flush_by_size() {
+        run(policy(3, Duration::from_millis(20)), 7, |step, input| {
+            input.advance_to(1);
+            let (sizes, held) = step_until(step, |_, held| !held);
+            assert_eq!(sizes, vec![3, 3, 1], "two full batches, then the remainder after linger");
+            assert!(!held);
+        });
     }
 }

@@ -12,6 +12,7 @@ use millionx_dataflow::dead_letter::not_utf8_detail;
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::WatermarkReport;
 use millionx_dataflow::{DeadLetter, Epoch, EventTime, Origin, RawLine, Reason, StreamKind};
+use millionx_metrics::Metrics;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
@@ -49,9 +50,14 @@ struct Shared {
     ledger: OffsetLedger,
     commits: u64,
     commit_errors: u64,
+    worker: usize,
+    metrics: Option<Metrics>,
 }
 
 impl Shared {
+    /// Commits the offsets `frontier` acknowledges (sync). Each request is observed in
+    /// `millionx_kafka_commit_duration_seconds{worker}`; a failure counts
+    /// `millionx_kafka_commit_errors_total{reason}` (the librdkafka error code, snake case).
     fn commit(&mut self, frontier: Option<Epoch>) -> Result<usize, String> {
         let todo = self.ledger.acknowledge(frontier);
         if todo.is_empty() {
@@ -64,19 +70,52 @@ impl Shared {
             tpl.add_partition_offset(&part.topic, part.partition, Offset::Offset(*next))
                 .map_err(|e| format!("commit {}[{}]: {e}", part.topic, part.partition))?;
         }
+        let started = Instant::now();
         let result = consumer.commit(&tpl, CommitMode::Sync);
+        let took = started.elapsed();
         drop(tpl);
         match result {
             Ok(()) => {
                 self.commits += 1;
+                if let Some(m) = &self.metrics {
+                    m.kafka_commit_duration(self.worker, took);
+                }
                 Ok(todo.len())
             }
             Err(e) => {
                 self.commit_errors += 1;
+                if let Some(m) = &self.metrics {
+                    m.kafka_commit_error(&e.rdkafka_error_code().map_or_else(|| "client".to_owned(), error_reason));
+                }
                 Err(format!("commit failed: {e}"))
             }
         }
     }
+
+    /// Records `millionx_kafka_consumer_lag_messages{topic,partition}` = high watermark − next offset of every
+    /// partition whose high watermark was refreshed at `refreshed` (or of every partition when `None`).
+    fn record_lag(&self, refreshed: Option<Instant>) {
+        let Some(m) = &self.metrics else { return };
+        for p in self.parts.iter().filter(|p| refreshed.is_none_or(|t| p.high_checked == t)) {
+            m.kafka_consumer_lag(&p.topic, p.partition as u32, (p.high - p.next).max(0) as u64);
+        }
+    }
+}
+
+/// A librdkafka error code as a metric label: `RequestTimedOut` → `request_timed_out`.
+fn error_reason(code: rdkafka::types::RDKafkaErrorCode) -> String {
+    let mut out = String::new();
+    for (i, c) in format!("{code:?}").chars().enumerate() {
+        if c.is_ascii_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The worker's handle on its source: commit what the sinks acknowledged after the graph drained, counters.
@@ -139,6 +178,8 @@ pub struct SourceControl {
     /// The largest epoch any worker's source holds; a caught-up source jumps to it so it never holds the
     /// others back.
     pub high_epoch: Arc<AtomicU64>,
+    /// Where the sources record consumer lag and commits (`millionx_kafka_*`); `None` records nothing.
+    pub metrics: Option<Metrics>,
 }
 
 fn start_offsets(
@@ -261,7 +302,12 @@ pub fn kafka_source_for<'scope>(
         ledger: OffsetLedger::default(),
         commits: 0,
         commit_errors: 0,
+        worker: index,
+        metrics: control.metrics.clone(),
     }));
+    if let Some(m) = &control.metrics {
+        m.init_kafka_commits();
+    }
     let handle = KafkaSourceHandle { shared: Rc::clone(&shared) };
 
     let mut builder = OperatorBuilder::new("KafkaSource".to_owned(), scope);
@@ -285,6 +331,7 @@ pub fn kafka_source_for<'scope>(
     let exit_at_end = config.exit_at_end;
     let reader = index as u32;
     const HIGH_REFRESH: Duration = Duration::from_millis(250);
+    const LAG_REFRESH: Duration = Duration::from_secs(1);
     const IDLE_POLL: Duration = Duration::from_millis(5);
 
     builder.build(move |caps| {
@@ -307,6 +354,7 @@ pub fn kafka_source_for<'scope>(
             let stop = control.stop.load(Ordering::SeqCst);
             let at_end = exit_at_end && sh.parts.iter().all(|p| p.next >= p.end_at_start);
             if stop || at_end || sh.parts.is_empty() {
+                sh.record_lag(None);
                 caps = None;
                 return;
             }
@@ -422,9 +470,11 @@ pub fn kafka_source_for<'scope>(
                 }
             }
 
-            // Caught-up detection (high watermark refreshed at most every 250 ms per partition) and idleness.
+            // High watermarks: refreshed at most every 250 ms per caught-up partition (caught-up detection) and
+            // every second per partition behind (the lag metric); one ListOffsets round trip each.
             for p in sh.parts.iter_mut() {
-                if p.next >= p.high && now.duration_since(p.high_checked) >= HIGH_REFRESH {
+                let every = if p.next >= p.high { HIGH_REFRESH } else { LAG_REFRESH };
+                if now.duration_since(p.high_checked) >= every {
                     p.high_checked = now;
                     if let Ok((_, high)) = consumer.fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
                     {
@@ -437,6 +487,8 @@ pub fn kafka_source_for<'scope>(
                     reports.entry(cap_epoch).or_default().push(partition_report(p, reader, None, true));
                 }
             }
+
+            sh.record_lag(Some(now));
 
             for (slot, out) in outs.iter_mut().enumerate() {
                 let mut handle = out.activate();
@@ -503,4 +555,17 @@ fn watermark_marker<M: Message>(msg: &M) -> Option<Result<EventTime, String>> {
     let header = msg.headers()?.iter().find(|h| h.key == WATERMARK_HEADER)?;
     let value = header.value.and_then(|v| std::str::from_utf8(v).ok()).and_then(|v| v.trim().parse::<i64>().ok());
     Some(value.map(EventTime).ok_or_else(|| format!("{WATERMARK_HEADER} marker: the value is not Unix ms")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rdkafka::types::RDKafkaErrorCode;
+
+    #[test]
+    fn error_codes_become_snake_case_labels() {
+        assert_eq!(error_reason(RDKafkaErrorCode::RequestTimedOut), "request_timed_out");
+        assert_eq!(error_reason(RDKafkaErrorCode::RebalanceInProgress), "rebalance_in_progress");
+        assert_eq!(error_reason(RDKafkaErrorCode::UnknownTopicOrPartition), "unknown_topic_or_partition");
+    }
 }
