@@ -126,8 +126,8 @@ pub const RECORDS_REJECTED: MetricSpec = scalar(
     "millionx_pipeline_records_rejected_total",
     "{record}",
     &["stream", "reason"],
-    "Dead letters by reason: validation reasons of PIPELINE.md, source reasons (too_large, invalid_utf8) and sink_rejected:<sink>:<code>.",
-    "operators decode+validate (error side), sources, sink driver (permanent per-record failures)",
+    "Dead letters by reason: validation reasons of PIPELINE.md, source reasons (too_large, missing_key; a non-UTF-8 payload is parse_error) and sink_rejected:<sink>:<code>.",
+    "graph dead-letter output, per batch: validation, source and sink (permanent per-record failure) dead letters",
 );
 /// `millionx_pipeline_records_out_total{stream}`
 pub const RECORDS_OUT: MetricSpec = scalar(
@@ -135,8 +135,8 @@ pub const RECORDS_OUT: MetricSpec = scalar(
     "millionx_pipeline_records_out_total",
     "{record}",
     &["stream"],
-    "Valid, de-duplicated records passed on to enrichment and the sinks.",
-    "operators dedup (output side)",
+    "Valid, de-duplicated records that left the enrichment stages for the sinks.",
+    "graph observations (Emitted), per batch",
 );
 /// `millionx_pipeline_ingestion_lag_seconds{stream}`
 pub const INGESTION_LAG: MetricSpec = histogram(
