@@ -118,6 +118,11 @@ pub struct RunArgs {
     #[arg(long, value_enum, value_name = "MODE", default_value_t = millionx_embed::EmbedMode::Auto,
           num_args = 0..=1, default_missing_value = "on")]
     pub embed: millionx_embed::EmbedMode,
+    /// Embedding backend: `auto` = OpenVINO when its library (ops/models/fetch-openvino.sh or
+    /// `$MILLIONX_OPENVINO_LIB`) and `model.onnx` (ops/models/build-minilm-onnx.sh) are present, else candle;
+    /// `openvino` = their absence is an error; `candle`.
+    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = millionx_embed::EmbedBackend::Auto)]
+    pub embed_backend: millionx_embed::EmbedBackend,
     /// Longest a record waits for its vector before it goes out without one, ms (1–3,600,000). It bounds how
     /// long embedding can hold the pipeline's frontier back; see operators/embed/CONTEXT.md for the choice.
     #[arg(long, value_name = "MS", default_value_t = 60_000,
@@ -565,7 +570,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let summary = Summary::from_reports(&reports, elapsed, &latency);
     print!("{}", summary.render());
     if let Some(pool) = &embed {
-        println!("{}", embedding_summary(&embed_stats, &pool.stats()));
+        println!("{}", embedding_summary(&embed_stats, &pool.stats(), pool.encoder().runtime()));
     }
     let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
     let mut summary = serde_json::to_value(&summary).map_err(|e| Failure::Run(e.to_string()))?;
@@ -600,17 +605,30 @@ fn start_embedding(
     embed_config.validate().map_err(|e| Failure::Usage(format!("--embed-deadline-ms: {e}")))?;
     let m = metrics.clone();
     let observer: millionx_embed::BatchObserver = Arc::new(move |took, _texts| m.embedding_duration(took));
-    let pool = millionx_embed::start_for_run(args.embed, millionx_embed::PoolConfig::default(), Some(observer))
-        .map_err(|e| Failure::Usage(format!("--embed: {e}")))?;
+    let pool = millionx_embed::start_for_run(
+        args.embed,
+        args.embed_backend,
+        millionx_embed::PoolConfig::default(),
+        Some(observer),
+    )
+    .map_err(|e| Failure::Usage(format!("--embed: {e}")))?;
+    if let Some(p) = &pool {
+        let runtime = p.encoder().runtime();
+        metrics.embedding_backend(runtime.backend, runtime.precision.as_str());
+    }
     Ok((pool, embed_config, Arc::new(millionx_embed::EmbedStats::default())))
 }
 
-/// One line on what embedding did in a run: records embedded, coverage, late (deadline), cache hits, batches
+/// One line on what embedding did in a run: backend and precision, records embedded, coverage, late (deadline), cache hits, batches
 /// and the batch latency p95 (ms).
-fn embedding_summary(stats: &millionx_embed::EmbedStats, pool: &millionx_embed::PoolStats) -> String {
+fn embedding_summary(
+    stats: &millionx_embed::EmbedStats,
+    pool: &millionx_embed::PoolStats,
+    runtime: millionx_embed::Runtime,
+) -> String {
     use std::sync::atomic::Ordering::Relaxed;
     format!(
-        "embeddings: {} of {} records embedded (coverage {:.1}%), {} past the deadline, {} failed; {} texts through \
+        "embeddings: {runtime}, {} of {} records embedded (coverage {:.1}%), {} past the deadline, {} failed; {} texts through \
          the model in {} batches (p95 {:.0} ms), {} cache hits, {} coalesced",
         stats.embedded.load(Relaxed),
         stats.records_in.load(Relaxed),

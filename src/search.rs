@@ -89,7 +89,7 @@ pub fn run_search(
         Some(_) => None,
         None => Some(LocalIndex::load(&index_dir, &args.class)?),
     };
-    let embedder = Arc::new(load_model(args.model_dir.as_deref())?);
+    let embedder = load_model(args.model_dir.as_deref(), millionx_embed::EmbedBackend::Auto)?;
     let query = embed_texts(embedder, std::slice::from_ref(&args.query))?;
     let query = query.first().context("no vector for the query")?;
     let hits = match (&local, weaviate) {

@@ -48,6 +48,21 @@ pub struct LatencySummary {
     pub max_ms: f64,
 }
 
+impl LatencySummary {
+    /// The percentiles of `h` (µs).
+    pub fn of(h: &Histogram<u64>) -> LatencySummary {
+        let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+        LatencySummary {
+            count: h.len(),
+            p50_ms: ms(0.50),
+            p95_ms: ms(0.95),
+            p99_ms: ms(0.99),
+            p999_ms: ms(0.999),
+            max_ms: h.max() as f64 / 1000.0,
+        }
+    }
+}
+
 /// The run summary (printed, and written as `summary.json` under the output folder).
 #[derive(Clone, Debug, Serialize)]
 pub struct Summary {
@@ -65,6 +80,8 @@ pub struct Summary {
     pub throughput_rps: f64,
     /// read→write latency of Snowflake rows and Weaviate objects.
     pub latency: LatencySummary,
+    /// The same per post and order sink (`snowflake/SOCIAL_POSTS`, `weaviate/SocialPost`, …).
+    pub sink_latency: BTreeMap<String, LatencySummary>,
     /// Peak resident memory of the process (VmHWM), bytes; 0 when unknown.
     pub peak_rss_bytes: u64,
 }
@@ -126,7 +143,18 @@ impl Summary {
         }
         let received: u64 = streams.values().map(|s| s.received).sum();
         let secs = elapsed.as_secs_f64().max(1e-9);
-        let ms = |q: f64| latency.value_at_quantile(q) as f64 / 1000.0;
+        let mut per_sink: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+        for (name, h) in reports.iter().flat_map(|r| &r.sink_latency) {
+            match per_sink.get_mut(name) {
+                // Same bounds on every worker: adding cannot fail.
+                Some(sum) => {
+                    let _ = sum.add(h);
+                }
+                None => {
+                    per_sink.insert(name.clone(), h.clone());
+                }
+            }
+        }
         Summary {
             workers: reports.len(),
             streams,
@@ -134,14 +162,8 @@ impl Summary {
             quality_windows: closed,
             elapsed_s: elapsed.as_secs_f64(),
             throughput_rps: received as f64 / secs,
-            latency: LatencySummary {
-                count: latency.len(),
-                p50_ms: ms(0.50),
-                p95_ms: ms(0.95),
-                p99_ms: ms(0.99),
-                p999_ms: ms(0.999),
-                max_ms: latency.max() as f64 / 1000.0,
-            },
+            latency: LatencySummary::of(latency),
+            sink_latency: per_sink.iter().map(|(k, h)| (k.clone(), LatencySummary::of(h))).collect(),
             peak_rss_bytes: peak_rss_bytes(),
         }
     }
@@ -187,6 +209,13 @@ impl Summary {
             "read→sink latency (ms, {} records): p50 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
             l.count, l.p50_ms, l.p95_ms, l.p99_ms, l.p999_ms, l.max_ms
         );
+        for (name, l) in &self.sink_latency {
+            let _ = writeln!(
+                o,
+                "  {name:<26} p50 {:.2}  p95 {:.2}  p99 {:.2}  max {:.2}",
+                l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms
+            );
+        }
         o
     }
 }

@@ -98,24 +98,29 @@ pub struct Outputs {
     policy: BatchPolicy,
     services: Services,
     errors: Arc<Mutex<Vec<SinkError>>>,
-    latency: Rc<RefCell<Histogram<u64>>>,
+    /// read→sink latency (µs) of each sink that records it (the post and order rows and objects).
+    latency: BTreeMap<String, Rc<RefCell<Histogram<u64>>>>,
     stats: BTreeMap<String, Rc<RefCell<SinkStats>>>,
     metrics: Metrics,
 }
 
 impl Outputs {
     /// Sinks of worker `worker` writing files under `out` with `policy`, or to `services`; fatal errors go to
-    /// `errors`, the post and order sinks' read→sink latency (µs) to `latency`.
+    /// `errors`; the post and order sinks record their read→sink latency ([`Outputs::latency`]).
     pub fn new(
         out: PathBuf,
         worker: usize,
         policy: BatchPolicy,
         services: Services,
         errors: Arc<Mutex<Vec<SinkError>>>,
-        latency: Rc<RefCell<Histogram<u64>>>,
         metrics: Metrics,
     ) -> Outputs {
-        Outputs { out, worker, policy, services, errors, latency, stats: BTreeMap::new(), metrics }
+        Outputs { out, worker, policy, services, errors, latency: BTreeMap::new(), stats: BTreeMap::new(), metrics }
+    }
+
+    /// The read→sink latency (µs) of each post and order sink so far, by name.
+    pub fn latency(&self) -> BTreeMap<String, Histogram<u64>> {
+        self.latency.iter().map(|(k, v)| (k.clone(), v.borrow().clone())).collect()
     }
 
     /// The framing of Snowflake rows: the SQL batch loader binds a JSON array; files and Snowpipe Streaming
@@ -173,10 +178,15 @@ impl Outputs {
         self.stats.insert(name.to_owned(), Rc::clone(&stats));
         let metrics = self.metrics.sink(name);
         metrics.init(target.output(), target.streams());
+        let latency = target.records_latency().then(|| {
+            let h = Rc::new(RefCell::new(crate::worker::latency_histogram()));
+            self.latency.insert(name.to_owned(), Rc::clone(&h));
+            h
+        });
         SinkContext {
             name: name.to_owned(),
             stats,
-            latency: target.records_latency().then(|| Rc::clone(&self.latency)),
+            latency,
             errors: Arc::clone(&self.errors),
             metrics: Some((metrics, target.output())),
         }

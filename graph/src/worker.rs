@@ -75,6 +75,8 @@ pub struct WorkerReport {
     pub sinks: BTreeMap<String, millionx_sink_util::SinkStats>,
     /// read→write latency of records in the Snowflake and Weaviate outputs, µs.
     pub latency: Histogram<u64>,
+    /// The same per sink (`snowflake/SOCIAL_POSTS`, `weaviate/SocialPost`, …), µs.
+    pub sink_latency: BTreeMap<String, Histogram<u64>>,
     /// What the live weather feed did (worker 0 of a `--weather owm` run only).
     pub weather_feed: Option<FeedReport>,
 }
@@ -246,14 +248,12 @@ pub fn run_worker(
     let metrics = settings.metrics.clone();
     let windows = Rc::new(RefCell::new(Vec::new()));
     let quality_stats = Rc::new(RefCell::new(QualityStats::default()));
-    let latency = Rc::new(RefCell::new(latency_histogram()));
     let mut outputs = Outputs::new(
         cfg.output.dir.clone(),
         index,
         cfg.batch.into(),
         settings.services.clone(),
         Arc::clone(&errors),
-        Rc::clone(&latency),
         metrics.clone(),
     );
     let probe = ProbeHandle::<Epoch>::new();
@@ -303,12 +303,18 @@ pub fn run_worker(
 
     metrics.epochs_in_flight(index, 0);
     let stats = quality_stats.borrow();
+    let sink_latency = outputs.latency();
+    let mut latency = latency_histogram();
+    for h in sink_latency.values() {
+        latency.add(h).map_err(|e| format!("merging latency histograms: {e}"))?;
+    }
     let report = WorkerReport {
         windows: windows.borrow().clone(),
         late: stats.late.clone(),
         late_counts: stats.late_counts.values().cloned().collect(),
         sinks: outputs.stats(),
-        latency: latency.borrow().clone(),
+        latency,
+        sink_latency,
         weather_feed: built.feed_report.map(|r| r.borrow().clone()).filter(|_| index == 0),
     };
     Ok(report)

@@ -1,11 +1,14 @@
-//! Embedding throughput benchmark: sentences/s and sentences per CPU-second of the [`EmbedPool`] for batch
-//! sizes and thread layouts, on a synthetic corpus shaped like MillionX posts and orders (no cache hits: every
+//! Embedding throughput benchmark: sentences/s and sentences per CPU-second of the [`EmbedPool`] for each
+//! backend (candle f32, OpenVINO bf16 and f32), batch size and thread layout, on a synthetic corpus shaped like MillionX posts and orders (no cache hits: every
 //! text is distinct and the cache is off).
 //!
-//! `cargo run --release -p millionx-benchmarks --bin embed-bench -- [--sentences N] [--batches 8,32,128]`
+//! `cargo run --release -p millionx-benchmarks --bin embed-bench -- [--sentences N] [--batches 8,32,128]
+//! [--backends candle,openvino-bf16,openvino-f32]`
 //!
 //! Each configuration runs in a child process of this binary, because candle fixes its intra-op thread count
-//! (`RAYON_NUM_THREADS`) when its thread pool first starts. Prints a markdown table.
+//! (`RAYON_NUM_THREADS`) when its thread pool first starts, and OpenVINO's precision is chosen per process
+//! (`MILLIONX_OPENVINO_PRECISION`). OpenVINO runs one stream of one thread per pool thread, so the intra-op
+//! layout is candle's only. Prints a markdown table.
 
 use std::process::Command;
 use std::sync::Arc;
@@ -13,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use millionx_dataflow::catalog::PRODUCTS;
 use millionx_dataflow::City;
-use millionx_embed::{EmbedPool, PoolConfig};
+use millionx_embed::{EmbedBackend, EmbedPool, PoolConfig};
 
 /// The allocator of the `millionx` binary, so the figures match the pipeline's.
 #[global_allocator]
@@ -80,9 +83,16 @@ fn child(args: &[String]) -> Result<(), String> {
     let n: usize = arg_value(args, "--sentences").and_then(|v| v.parse().ok()).unwrap_or(512);
     let batch: usize = arg_value(args, "--batch").and_then(|v| v.parse().ok()).ok_or("--batch N required")?;
     let threads: usize = arg_value(args, "--threads").and_then(|v| v.parse().ok()).ok_or("--threads N required")?;
-    let embedder = Arc::new(millionx_embed::cli::load_model(None).map_err(|e| e.to_string())?);
+    let backend = match arg_value(args, "--backend").as_deref() {
+        Some("candle") => EmbedBackend::Candle,
+        Some("openvino") => EmbedBackend::Openvino,
+        _ => return Err("--backend candle|openvino required".into()),
+    };
+    let dir = millionx_embed::locate_model_dir().map_err(|e| e.to_string())?;
+    let embedder = millionx_embed::load_encoder(backend, &dir, threads).map_err(|e| e.to_string())?;
+    let pieces = millionx_embed::model::load_word_pieces(&dir).map_err(|e| e.to_string())?;
     let texts = corpus(n);
-    let tokens: usize = texts.iter().map(|t| embedder.token_count(t).unwrap_or(0)).sum();
+    let tokens: usize = texts.iter().map(|t| pieces.token_count(t).unwrap_or(0)).sum();
     let config = PoolConfig { threads, queue_capacity: n.max(1), max_batch: batch, cache_capacity: 0 };
     let pool = EmbedPool::start(embedder, config).map_err(|e| e.to_string())?;
     let mut client = pool.client(None);
@@ -126,6 +136,7 @@ fn main() {
         return;
     }
     let n = arg_value(&args, "--sentences").unwrap_or_else(|| "512".into());
+    let backends = arg_value(&args, "--backends").unwrap_or_else(|| "candle,openvino-bf16,openvino-f32".into());
     let batches = arg_value(&args, "--batches").unwrap_or_else(|| "8,32,128".into());
     let exe = match std::env::current_exe() {
         Ok(e) => e,
@@ -137,13 +148,28 @@ fn main() {
     // (label, pool threads, intra-op threads)
     let layouts =
         [("1 thread", 1usize, 1usize), ("2 threads: 2 pool × 1", 2, 1), ("2 threads: 1 pool × 2 intra-op", 1, 2)];
-    println!("| threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
-    for (label, pool_threads, intra) in layouts {
+    println!("| backend | threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    for name in backends.split(',') {
+      let (backend, precision) = match name {
+          "candle" => ("candle", ""),
+          "openvino-bf16" => ("openvino", "bf16"),
+          "openvino-f32" => ("openvino", "f32"),
+          other => {
+              eprintln!("embed-bench: unknown backend {other:?} (candle, openvino-bf16, openvino-f32)");
+              std::process::exit(2);
+          }
+      };
+      for (label, pool_threads, intra) in layouts {
+        if backend == "openvino" && intra > 1 {
+            continue;
+        }
         for b in batches.split(',') {
             let out = Command::new(&exe)
                 .args(["--child", "--sentences", &n, "--batch", b, "--threads", &pool_threads.to_string()])
+                .args(["--backend", backend])
                 .env("RAYON_NUM_THREADS", intra.to_string())
+                .env("MILLIONX_OPENVINO_PRECISION", precision)
                 .output();
             let out = match out {
                 Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -167,12 +193,13 @@ fn main() {
             }
             let (count, wall, cpu, mean_tok, p50, p99) = (f[0], f[1], f[2], f[3], f[4], f[5]);
             println!(
-                "| {label} | {b} | {count} | {mean_tok:.1} | {wall:.2} | {cpu:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                "| {name} | {label} | {b} | {count} | {mean_tok:.1} | {wall:.2} | {cpu:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 count / wall,
                 count / cpu.max(1e-9),
                 p50 / 1000.0,
                 p99 / 1000.0
             );
         }
+      }
     }
 }

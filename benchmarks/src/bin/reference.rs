@@ -60,6 +60,42 @@ struct Args {
     /// `millionx run --embed-deadline-ms` (with `--embed on`); default: the binary's.
     #[arg(long)]
     embed_deadline_ms: Option<u64>,
+    /// `millionx run --embed-backend` (`auto`, `openvino`, `candle`).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "openvino", "candle"])]
+    embed_backend: String,
+    /// Make every embedded text distinct before the run (a ` #<line>` suffix on each post's `content` and each
+    /// order's `productName`), so no vector comes from the cache or a coalesced twin: the model's worst case.
+    /// The rewritten files go to `<input>-distinct/`.
+    #[arg(long)]
+    distinct_texts: bool,
+}
+
+/// Writes `input`'s three files to `<input>-distinct/` with a ` #<line>` suffix on every post `content` and
+/// order `productName` (other lines unchanged); returns that folder.
+fn distinct_copy(input: &Path) -> Result<PathBuf, String> {
+    let out = PathBuf::from(format!("{}-distinct", input.display()));
+    fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    for (name, field) in [("social.jsonl", Some("content")), ("market.jsonl", Some("productName")), ("weather.jsonl", None)] {
+        let f = fs::File::open(input.join(name)).map_err(|e| format!("{name}: {e}"))?;
+        let mut w = BufWriter::new(fs::File::create(out.join(name)).map_err(|e| format!("{name}: {e}"))?);
+        for (i, line) in BufReader::new(f).lines().enumerate() {
+            let line = line.map_err(|e| e.to_string())?;
+            let mut v: Value = match (field, serde_json::from_str::<Value>(&line)) {
+                (Some(_), Ok(v)) => v,
+                _ => {
+                    writeln!(w, "{line}").map_err(|e| e.to_string())?;
+                    continue;
+                }
+            };
+            if let Some(Value::String(t)) = field.and_then(|k| v.get_mut(k)) {
+                t.push_str(&format!(" #{i}"));
+            }
+            serde_json::to_writer(&mut w, &v).map_err(|e| e.to_string())?;
+            w.write_all(b"\n").map_err(|e| e.to_string())?;
+        }
+        w.flush().map_err(|e| e.to_string())?;
+    }
+    Ok(out)
 }
 
 /// CPU seconds (user + system) of this process's waited-for children, from `/proc/self/stat` (cutime, cstime;
@@ -123,7 +159,7 @@ fn baseline(input: &Path, scratch: &Path) -> Result<(u64, f64), String> {
     Ok((lines, started.elapsed().as_secs_f64()))
 }
 
-fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
+fn pipeline(a: &Args, input: &Path, workers: usize) -> Result<PipelineRun, String> {
     let out = a.scratch.join(format!("w{workers}"));
     let started = Instant::now();
     let cpu_before = children_cpu_s();
@@ -131,13 +167,15 @@ fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
     cmd.args([
         "run",
         "--input",
-        &a.input.display().to_string(),
+        &input.display().to_string(),
         "--out",
         &out.display().to_string(),
         "-w",
         &workers.to_string(),
         "--embed",
         &a.embed,
+        "--embed-backend",
+        &a.embed_backend,
     ]);
     if let Some(ms) = a.embed_deadline_ms {
         cmd.args(["--embed-deadline-ms", &ms.to_string()]);
@@ -166,21 +204,23 @@ fn pipeline(a: &Args, workers: usize) -> Result<PipelineRun, String> {
 fn run(a: &Args) -> Result<String, String> {
     let generator = if a.input.join("social.jsonl").exists() { "existing input".to_owned() } else { generate(a)? };
     fs::create_dir_all(&a.scratch).map_err(|e| e.to_string())?;
-    let (base_lines, base_s) = baseline(&a.input, &a.scratch)?;
+    let input = if a.distinct_texts { distinct_copy(&a.input)? } else { a.input.clone() };
+    let (base_lines, base_s) = baseline(&input, &a.scratch)?;
     let base_rps = base_lines as f64 / base_s;
     let mut runs = Vec::new();
     for &w in &a.workers {
-        runs.push(pipeline(a, w)?);
+        runs.push(pipeline(a, &input, w)?);
     }
     let mut r = String::new();
     let _ = writeln!(r, "# Reference workload\n");
     let _ = writeln!(
         r,
-        "Input: `{}` ({generator}; {} social, {} market, {} h), {base_lines} lines.\n",
-        a.input.display(),
+        "Input: `{}` ({generator}; {} social, {} market, {} h{}), {base_lines} lines.\n",
+        input.display(),
         a.social,
         a.market,
-        a.hours
+        a.hours,
+        if a.distinct_texts { "; every text made distinct" } else { "" }
     );
     let _ =
         writeln!(r, "| run | records | wall s | rec/s (pipeline clock) | rec/s (wall) | vs baseline | peak RSS MiB |");
@@ -200,7 +240,7 @@ fn run(a: &Args) -> Result<String, String> {
         );
     }
     if a.embed != "off" {
-        let _ = writeln!(r, "\nEmbeddings (`--embed {}`):\n", a.embed);
+        let _ = writeln!(r, "\nEmbeddings (`--embed {} --embed-backend {}`):\n", a.embed, a.embed_backend);
         let _ = writeln!(r, "| run | records | CPU s | rec per CPU-s | run's embedding line |");
         let _ = writeln!(r, "|---|---:|---:|---:|---|");
         for p in &runs {
@@ -226,6 +266,24 @@ fn run(a: &Args) -> Result<String, String> {
             f("p999_ms"),
             f("max_ms")
         );
+    }
+    let _ = writeln!(r, "\nread→sink latency per sink (ms):\n");
+    let _ = writeln!(r, "| run | sink | records | p50 | p95 | p99 | max |");
+    let _ = writeln!(r, "|---|---|---:|---:|---:|---:|---:|");
+    for p in &runs {
+        for (name, l) in p.summary["sink_latency"].as_object().into_iter().flatten() {
+            let f = |k: &str| l[k].as_f64().unwrap_or(0.0);
+            let _ = writeln!(
+                r,
+                "| -w {} | {name} | {} | {:.1} | {:.1} | {:.1} | {:.1} |",
+                p.workers,
+                l["count"].as_u64().unwrap_or(0),
+                f("p50_ms"),
+                f("p95_ms"),
+                f("p99_ms"),
+                f("max_ms")
+            );
+        }
     }
     if let [one, two, ..] = runs.as_slice() {
         let s1 = one.summary["throughput_rps"].as_f64().unwrap_or(0.0);

@@ -234,6 +234,15 @@ pub const EMBEDDING_BACKLOG: MetricSpec = scalar(
     "Records the embed operators of this process hold, waiting for their vector (they leave with one, or without at the deadline). Rising: embedding is not keeping up.",
     "operators embed (sampled by the worker loop)",
 );
+/// `millionx_embedding_backend_info{backend,precision}`
+pub const EMBEDDING_BACKEND: MetricSpec = scalar(
+    Kind::Gauge,
+    "millionx_embedding_backend_info",
+    "{encoder}",
+    &["backend", "precision"],
+    "1 for the encoder that computes the vectors of this process: backend openvino or candle, precision bf16 or f32 (absent while embeddings are off).",
+    "operators embed (set at start)",
+);
 /// `millionx_quality_score_ratio{stream}`
 pub const QUALITY_SCORE: MetricSpec = scalar(
     Kind::Gauge,
@@ -384,6 +393,7 @@ pub const CATALOG: &[MetricSpec] = &[
     EMBEDDING_TEXTS,
     EMBEDDING_DURATION,
     EMBEDDING_BACKLOG,
+    EMBEDDING_BACKEND,
     QUALITY_SCORE,
     QUALITY_WEATHER_COVERAGE,
     QUALITY_EMBEDDING_COVERAGE,

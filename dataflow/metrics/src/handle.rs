@@ -68,6 +68,7 @@ struct Inner {
     embedding_texts: Counter<u64>,
     embedding_duration: Histogram<f64>,
     embedding_backlog: Gauge<u64>,
+    embedding_backend: Gauge<u64>,
     quality_score: Gauge<f64>,
     quality_weather_coverage: Gauge<f64>,
     quality_embedding_coverage: Gauge<f64>,
@@ -150,6 +151,7 @@ impl Metrics {
             embedding_texts: counter(&m, &catalog::EMBEDDING_TEXTS),
             embedding_duration: histogram(&m, &catalog::EMBEDDING_DURATION),
             embedding_backlog: u64_gauge(&m, &catalog::EMBEDDING_BACKLOG),
+            embedding_backend: u64_gauge(&m, &catalog::EMBEDDING_BACKEND),
             quality_score: f64_gauge(&m, &catalog::QUALITY_SCORE),
             quality_weather_coverage: f64_gauge(&m, &catalog::QUALITY_WEATHER_COVERAGE),
             quality_embedding_coverage: f64_gauge(&m, &catalog::QUALITY_EMBEDDING_COVERAGE),
@@ -291,6 +293,12 @@ impl Metrics {
         if coverage.is_finite() {
             self.inner.quality_weather_coverage.record(coverage, &[fixed("stream", stream)]);
         }
+    }
+
+    /// `millionx_embedding_backend_info{backend,precision}` = 1: the encoder that runs (`openvino`/`candle`,
+    /// `bf16`/`f32`).
+    pub fn embedding_backend(&self, backend: &'static str, precision: &'static str) {
+        self.inner.embedding_backend.record(1, &[fixed("backend", backend), fixed("precision", precision)]);
     }
 
     /// `millionx_embedding_backlog_records` = `records` held by the embed operators, waiting for a vector.

@@ -34,10 +34,27 @@ pub enum EmbedError {
         /// What did not match.
         reason: String,
     },
+    /// An OpenVINO setting is unusable: the library named by `MILLIONX_OPENVINO_LIB` is missing or does not load,
+    /// or `MILLIONX_OPENVINO_PRECISION` is not `f32`/`bf16` (bad config: fails at start).
+    #[error("{key}: {reason}")]
+    BadOpenVino {
+        /// The environment variable.
+        key: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `--embed-backend` named a backend whose files are not installed.
+    #[error("--embed-backend {backend}: {reason}")]
+    BackendUnavailable {
+        /// The backend asked for.
+        backend: &'static str,
+        /// What is missing, and the script that installs it.
+        reason: String,
+    },
     /// The tokenizer rejected a text (the text itself is never part of the message: it may be personal).
     #[error("tokenizer: {0}")]
     Tokenize(String),
-    /// A tensor operation failed inside candle.
+    /// A tensor operation failed inside candle or OpenVINO.
     #[error("inference: {0}")]
     Inference(String),
     /// The pool could not start: a setting failed [`crate::PoolConfig::validate`] (the message names it), or

@@ -12,9 +12,9 @@ use std::sync::Once;
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use candle_transformers::models::bert::{BertModel, Config};
-use tokenizers::{Tokenizer, TruncationParams};
-
+use crate::backend::{Precision, Runtime};
 use crate::error::EmbedError;
+use crate::tokens::{normalize, with_scratch, Chunk, Scratch, WordPieces};
 
 /// The model name written to `embeddingModel`.
 pub const MODEL_NAME: &str = millionx_dataflow::record::EMBEDDING_MODEL;
@@ -24,17 +24,6 @@ pub const DIMS: usize = 384;
 pub const MODEL_DIR_ENV: &str = "MILLIONX_MODEL_DIR";
 /// The files a model directory must hold.
 pub const MODEL_FILES: [&str; 3] = ["config.json", "tokenizer.json", "model.safetensors"];
-/// Token limit when the directory has no `sentence_bert_config.json`: the model card's 256 word pieces
-/// (sentence-transformers' `max_seq_length` for this model; the tokenizer.json's own 128 is overridden).
-pub const DEFAULT_MAX_TOKENS: usize = 256;
-
-/// Longest chunk the encoder runs at once, in texts; longer batches run in several chunks.
-const MAX_CHUNK_TEXTS: usize = 64;
-/// A chunk is cut before a text whose padding would push padded tokens over
-/// `PAD_RATIO × real tokens + PAD_SLACK` (sorting by length keeps this rare).
-const PAD_RATIO: f64 = 1.25;
-/// See [`PAD_RATIO`], in tokens.
-const PAD_SLACK: usize = 32;
 
 /// The default model directory: `$XDG_CACHE_HOME/millionx/all-MiniLM-L6-v2`, else
 /// `$HOME/.cache/millionx/all-MiniLM-L6-v2`; `None` when neither variable is set.
@@ -93,10 +82,13 @@ pub fn prefer_pool_parallelism() -> bool {
     changed
 }
 
-/// A sentence encoder the pool can run: [`Embedder`] in production, a stand-in in tests.
+/// A sentence encoder the pool can run: [`Embedder`] (candle) or [`crate::OpenVinoEmbedder`] in production, a
+/// stand-in in tests.
 pub trait TextEncoder: Send + Sync + 'static {
     /// The model name written to `embeddingModel`.
     fn model_name(&self) -> &'static str;
+    /// The backend and precision that compute the vectors.
+    fn runtime(&self) -> Runtime;
     /// One L2-normalised [`DIMS`]-wide vector per text, in input order; an error fails the whole batch.
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError>;
 }
@@ -105,14 +97,11 @@ impl TextEncoder for Embedder {
     fn model_name(&self) -> &'static str {
         MODEL_NAME
     }
+    fn runtime(&self) -> Runtime {
+        Runtime { backend: "candle", precision: Precision::F32 }
+    }
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
-        thread_local! {
-            static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
-        }
-        SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut scratch) => self.embed_with(texts, &mut scratch),
-            Err(_) => self.embed_with(texts, &mut Scratch::default()),
-        })
+        with_scratch(|scratch| self.embed_with(texts, scratch))
     }
 }
 
@@ -135,29 +124,42 @@ pub fn load_from_env() -> Result<Option<Embedder>, EmbedError> {
     }
 }
 
-/// The loaded sentence encoder. `Send + Sync`: one instance serves every pool thread.
+/// The candle sentence encoder (fp32). `Send + Sync`: one instance serves every pool thread.
 pub struct Embedder {
     model: BertModel,
-    tokenizer: Tokenizer,
-    max_tokens: usize,
-    pad_id: u32,
+    pieces: WordPieces,
     dir: PathBuf,
 }
 
 impl std::fmt::Debug for Embedder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Embedder").field("dir", &self.dir).field("max_tokens", &self.max_tokens).finish()
+        f.debug_struct("Embedder").field("dir", &self.dir).field("pieces", &self.pieces).finish()
     }
 }
 
-/// Buffers one thread reuses from batch to batch (token ids, masks, the sort order).
-#[derive(Debug, Default)]
-pub struct Scratch {
-    tokens: Vec<Vec<u32>>,
-    order: Vec<usize>,
-    ids: Vec<u32>,
-    mask: Vec<u32>,
-    hidden: Vec<f32>,
+/// Reads and checks `dir/config.json` (a 384-wide BERT).
+///
+/// Errors: [`EmbedError::ModelFile`] for an unreadable or unparsable file, [`EmbedError::WrongModel`] when the
+/// configuration is not a 384-wide BERT.
+pub fn read_config(dir: &Path) -> Result<Config, EmbedError> {
+    let file_err = |reason: String| EmbedError::ModelFile { path: dir.join("config.json"), reason };
+    let text = std::fs::read_to_string(dir.join("config.json")).map_err(|e| file_err(e.to_string()))?;
+    let config: Config = serde_json::from_str(&text).map_err(|e| file_err(e.to_string()))?;
+    if config.hidden_size != DIMS {
+        return Err(EmbedError::WrongModel {
+            dir: dir.to_path_buf(),
+            reason: format!("hidden_size is {}, expected {DIMS}", config.hidden_size),
+        });
+    }
+    Ok(config)
+}
+
+/// The tokenizer of the model in `dir`, set up for `config` (see [`WordPieces::load`]).
+///
+/// Errors: as [`read_config`] and [`WordPieces::load`].
+pub fn load_word_pieces(dir: &Path) -> Result<WordPieces, EmbedError> {
+    let config = read_config(dir)?;
+    WordPieces::load(dir, config.max_position_embeddings, config.pad_token_id as u32)
 }
 
 impl Embedder {
@@ -168,33 +170,14 @@ impl Embedder {
     /// configuration is not a 384-wide BERT.
     pub fn load(dir: &Path) -> Result<Embedder, EmbedError> {
         let file_err = |name: &str, reason: String| EmbedError::ModelFile { path: dir.join(name), reason };
-        let config_text =
-            std::fs::read_to_string(dir.join("config.json")).map_err(|e| file_err("config.json", e.to_string()))?;
-        let config: Config = serde_json::from_str(&config_text).map_err(|e| file_err("config.json", e.to_string()))?;
-        if config.hidden_size != DIMS {
-            return Err(EmbedError::WrongModel {
-                dir: dir.to_path_buf(),
-                reason: format!("hidden_size is {}, expected {DIMS}", config.hidden_size),
-            });
-        }
-        let max_tokens = read_max_seq_length(dir)?.unwrap_or(DEFAULT_MAX_TOKENS).min(config.max_position_embeddings);
-
-        let mut tokenizer =
-            Tokenizer::from_file(dir.join("tokenizer.json")).map_err(|e| file_err("tokenizer.json", e.to_string()))?;
-        // The packaged tokenizer.json pads every text to 128 and truncates at 128: we pad per chunk ourselves
-        // and truncate where sentence-transformers does.
-        tokenizer.with_padding(None);
-        tokenizer
-            .with_truncation(Some(TruncationParams { max_length: max_tokens, ..TruncationParams::default() }))
-            .map_err(|e| file_err("tokenizer.json", e.to_string()))?;
-        let pad_id = tokenizer.token_to_id("[PAD]").unwrap_or(config.pad_token_id as u32);
-
+        let config = read_config(dir)?;
+        let pieces = WordPieces::load(dir, config.max_position_embeddings, config.pad_token_id as u32)?;
         let weights =
             std::fs::read(dir.join("model.safetensors")).map_err(|e| file_err("model.safetensors", e.to_string()))?;
         let vb = VarBuilder::from_buffered_safetensors(weights, DType::F32, &Device::Cpu)
             .map_err(|e| file_err("model.safetensors", e.to_string()))?;
         let model = BertModel::load(vb, &config).map_err(|e| file_err("model.safetensors", e.to_string()))?;
-        Ok(Embedder { model, tokenizer, max_tokens, pad_id, dir: dir.to_path_buf() })
+        Ok(Embedder { model, pieces, dir: dir.to_path_buf() })
     }
 
     /// The directory the model was loaded from.
@@ -204,13 +187,12 @@ impl Embedder {
 
     /// The token limit (texts are truncated to this many word pieces, `[CLS]` and `[SEP]` included).
     pub fn max_tokens(&self) -> usize {
-        self.max_tokens
+        self.pieces.max_tokens()
     }
 
     /// Number of word pieces (with `[CLS]`/`[SEP]`, after truncation) the model sees for `text`.
     pub fn token_count(&self, text: &str) -> Result<usize, EmbedError> {
-        let enc = self.tokenizer.encode_fast(text, true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-        Ok(enc.get_ids().len())
+        self.pieces.token_count(text)
     }
 
     /// Embeds `texts`: one L2-normalised [`DIMS`]-wide vector per text, in input order.
@@ -220,105 +202,31 @@ impl Embedder {
 
     /// [`Embedder::embed`] reusing the buffers of `scratch`.
     pub fn embed_with(&self, texts: &[&str], scratch: &mut Scratch) -> Result<Vec<Vec<f32>>, EmbedError> {
-        let n = texts.len();
-        let mut out = vec![Vec::new(); n];
-        if n == 0 {
-            return Ok(out);
-        }
-        scratch.tokens.resize_with(n, Vec::new);
-        for (text, ids) in texts.iter().zip(scratch.tokens.iter_mut()) {
-            let enc = self.tokenizer.encode_fast(*text, true).map_err(|e| EmbedError::Tokenize(e.to_string()))?;
-            ids.clear();
-            ids.extend_from_slice(enc.get_ids());
-        }
-        scratch.order.clear();
-        scratch.order.extend(0..n);
-        let tokens = &scratch.tokens;
-        scratch.order.sort_by_key(|&i| tokens[i].len());
-
-        let mut start = 0;
-        while start < n {
-            let end = chunk_end(&scratch.order, &scratch.tokens, start);
-            self.run_chunk(start, end, scratch, &mut out)?;
-            start = end;
-        }
-        Ok(out)
+        self.pieces.embed_with(texts, scratch, |chunk| self.run_chunk(chunk))
     }
 
-    /// Runs the encoder on the sorted texts `order[start..end]` and writes their pooled vectors into `out`.
-    fn run_chunk(&self, start: usize, end: usize, s: &mut Scratch, out: &mut [Vec<f32>]) -> Result<(), EmbedError> {
-        let rows = &s.order[start..end];
-        let n = rows.len();
-        let width = rows.iter().map(|&i| s.tokens[i].len()).max().unwrap_or(0).max(1);
-        s.ids.clear();
-        s.mask.clear();
-        for &i in rows {
-            let t = &s.tokens[i];
-            s.ids.extend_from_slice(t);
-            s.ids.resize(s.ids.len() + width - t.len(), self.pad_id);
-            s.mask.resize(s.mask.len() + t.len(), 1);
-            s.mask.resize(s.mask.len() + width - t.len(), 0);
-        }
+    /// Runs the encoder on one chunk and pools its rows.
+    fn run_chunk(&self, c: &Chunk<'_>) -> Result<Vec<Vec<f32>>, EmbedError> {
         let device = &self.model.device;
-        let ids = Tensor::from_slice(&s.ids, (n, width), device)?;
-        let mask = Tensor::from_slice(&s.mask, (n, width), device)?;
+        let ids = Tensor::from_slice(c.ids, (c.rows, c.width), device)?;
+        let mask = Tensor::from_slice(c.mask, (c.rows, c.width), device)?;
         let types = ids.zeros_like()?;
-        let hidden = self.model.forward(&ids, &types, Some(&mask))?;
-        s.hidden = hidden.flatten_all()?.to_vec1::<f32>()?;
-
-        for (row, &i) in rows.iter().enumerate() {
-            let len = s.tokens[i].len();
+        let hidden = self.model.forward(&ids, &types, Some(&mask))?.flatten_all()?.to_vec1::<f32>()?;
+        let mut out = Vec::with_capacity(c.rows);
+        for (row, &len) in c.lens.iter().enumerate() {
             let mut v = vec![0f32; DIMS];
-            let base = row * width * DIMS;
+            let base = row * c.width * DIMS;
             for tok in 0..len {
-                let h = &s.hidden[base + tok * DIMS..base + (tok + 1) * DIMS];
+                let h = &hidden[base + tok * DIMS..base + (tok + 1) * DIMS];
                 v.iter_mut().zip(h).for_each(|(a, b)| *a += b);
             }
-            // sentence-transformers: sum / clamp(mask sum, 1e-9), then x / max(‖x‖₂, 1e-12) (torch F.normalize).
+            // sentence-transformers: sum / clamp(mask sum, 1e-9), then the L2 normalisation.
             let count = (len as f32).max(1e-9);
             v.iter_mut().for_each(|a| *a /= count);
-            let norm = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
-            v.iter_mut().for_each(|a| *a /= norm);
-            out[i] = v;
+            normalize(&mut v);
+            out.push(v);
         }
-        Ok(())
-    }
-}
-
-/// End (exclusive) of the chunk that starts at `start` in the length-sorted `order`.
-fn chunk_end(order: &[usize], tokens: &[Vec<u32>], start: usize) -> usize {
-    let mut real = 0usize;
-    let mut end = start;
-    while end < order.len() && end - start < MAX_CHUNK_TEXTS {
-        let len = tokens[order[end]].len();
-        let count = end - start + 1;
-        // Sorted ascending, so `len` is the chunk's width if this text joins it.
-        let padded = count * len;
-        if end > start && padded as f64 > PAD_RATIO * (real + len) as f64 + PAD_SLACK as f64 {
-            break;
-        }
-        real += len;
-        end += 1;
-    }
-    end
-}
-
-/// Reads `max_seq_length` from `sentence_bert_config.json`; `None` when the file is absent.
-fn read_max_seq_length(dir: &Path) -> Result<Option<usize>, EmbedError> {
-    let path = dir.join("sentence_bert_config.json");
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(EmbedError::ModelFile { path, reason: e.to_string() }),
-    };
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| EmbedError::ModelFile { path: path.clone(), reason: e.to_string() })?;
-    match v.get("max_seq_length") {
-        None => Ok(None),
-        Some(m) => match m.as_u64() {
-            Some(m) if m >= 2 => Ok(Some(m as usize)),
-            _ => Err(EmbedError::ModelFile { path, reason: "max_seq_length is not an integer ≥ 2".into() }),
-        },
+        Ok(out)
     }
 }
 
@@ -337,27 +245,6 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn toks(lens: &[usize]) -> Vec<Vec<u32>> {
-        lens.iter().map(|&l| vec![1; l]).collect()
-    }
-
-    #[test]
-    fn chunks_cut_where_padding_grows() {
-        // Sorted lengths 10,10,11,12 then 200: the long text gets its own chunk.
-        let t = toks(&[10, 10, 11, 12, 200]);
-        let order = vec![0, 1, 2, 3, 4];
-        assert_eq!(chunk_end(&order, &t, 0), 4);
-        assert_eq!(chunk_end(&order, &t, 4), 5);
-    }
-
-    #[test]
-    fn chunks_cap_at_max_texts() {
-        let t = toks(&vec![8; 150]);
-        let order: Vec<usize> = (0..150).collect();
-        assert_eq!(chunk_end(&order, &t, 0), MAX_CHUNK_TEXTS);
-        assert_eq!(chunk_end(&order, &t, 128), 150);
-    }
 
     #[test]
     fn cosine_of_known_vectors() {

@@ -1,9 +1,11 @@
 //! Turning embeddings on for `millionx run`: the `--embed auto|on|off` mode and the pool it starts.
 
+use std::path::PathBuf;
 use std::sync::{Arc, Once};
 
+use crate::backend::{load_encoder, EmbedBackend};
 use crate::error::EmbedError;
-use crate::model::{locate_model_dir, Embedder, MODEL_DIR_ENV, MODEL_NAME};
+use crate::model::{locate_model_dir, TextEncoder, MODEL_DIR_ENV, MODEL_NAME};
 use crate::pool::{BatchObserver, EmbedPool, PoolConfig};
 
 /// Whether `millionx run` embeds posts and orders (`--embed`).
@@ -20,18 +22,30 @@ pub enum EmbedMode {
     Off,
 }
 
-/// Loads the model as `mode` says: `Ok(Some)` embeddings on, `Ok(None)` off.
+/// Loads the model as `mode` says, on `backend` with `threads` pool threads: `Ok(Some((encoder, directory)))`
+/// embeddings on, `Ok(None)` off.
 ///
 /// Errors: with [`EmbedMode::On`], any reason the model cannot be used ([`EmbedError::NoModel`],
 /// [`EmbedError::BadModelDir`], [`EmbedError::ModelFile`], [`EmbedError::WrongModel`]); with
 /// [`EmbedMode::Auto`], only [`EmbedError::BadModelDir`] (`MILLIONX_MODEL_DIR` set to an unusable directory).
-pub fn load_for_run(mode: EmbedMode) -> Result<Option<Embedder>, EmbedError> {
+/// In both, the backend's errors that [`load_encoder`] names as start-up errors (an explicit
+/// `--embed-backend openvino` without OpenVINO, a bad `MILLIONX_OPENVINO_LIB`).
+pub fn load_for_run(
+    mode: EmbedMode,
+    backend: EmbedBackend,
+    threads: usize,
+) -> Result<Option<(Arc<dyn TextEncoder>, PathBuf)>, EmbedError> {
+    let load = |dir: PathBuf| load_encoder(backend, &dir, threads).map(|e| (e, dir));
     match mode {
         EmbedMode::Off => Ok(None),
-        EmbedMode::On => Ok(Some(Embedder::load(&locate_model_dir()?)?)),
-        EmbedMode::Auto => match locate_model_dir().and_then(|dir| Embedder::load(&dir)) {
+        EmbedMode::On => Ok(Some(load(locate_model_dir()?)?)),
+        EmbedMode::Auto => match locate_model_dir().and_then(load) {
             Ok(model) => Ok(Some(model)),
-            Err(e @ EmbedError::BadModelDir { .. }) => Err(e),
+            Err(
+                e @ (EmbedError::BadModelDir { .. }
+                | EmbedError::BadOpenVino { .. }
+                | EmbedError::BackendUnavailable { .. }),
+            ) => Err(e),
             Err(e) => {
                 static SAID: Once = Once::new();
                 SAID.call_once(|| {
@@ -46,22 +60,24 @@ pub fn load_for_run(mode: EmbedMode) -> Result<Option<Embedder>, EmbedError> {
     }
 }
 
-/// Starts the embedding pool for a run: [`load_for_run`], then [`EmbedPool::start_observed`] with `config`
+/// Starts the embedding pool for a run: [`load_for_run`] on `backend`, then [`EmbedPool::start_observed`] with `config`
 /// and `observer` (e.g. feeding `millionx_embedding_duration_seconds`). `Ok(None)`: embeddings are off.
 ///
 /// Errors: as [`load_for_run`], and [`EmbedError::PoolStart`] for a bad `config` or a refused thread.
 pub fn start_for_run(
     mode: EmbedMode,
+    backend: EmbedBackend,
     config: PoolConfig,
     observer: Option<BatchObserver>,
 ) -> Result<Option<EmbedPool>, EmbedError> {
-    match load_for_run(mode)? {
+    match load_for_run(mode, backend, config.threads)? {
         None => Ok(None),
-        Some(model) => {
-            let dir = model.dir().display().to_string();
-            let pool = EmbedPool::start_observed(Arc::new(model), config, observer)?;
+        Some((model, dir)) => {
+            let runtime = model.runtime();
+            let pool = EmbedPool::start_observed(model, config, observer)?;
             eprintln!(
-                "embeddings on: {MODEL_NAME} from {dir}, {} model thread(s), batches of ≤ {} texts",
+                "embeddings on: {MODEL_NAME} from {} on {runtime}, {} model thread(s), batches of ≤ {} texts",
+                dir.display(),
                 pool.config().threads,
                 pool.config().max_batch
             );

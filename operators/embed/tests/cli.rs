@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 
 use millionx_embed::cli::embed_texts;
-use millionx_embed::{cosine, run_embed, EmbedArgs, EmbedError, LocalIndex, DIMS};
+use millionx_embed::{cosine, run_embed, EmbedArgs, EmbedBackend, EmbedError, LocalIndex, DIMS};
 use millionx_sink_format::weaviate::ObjectEncoder;
 use millionx_sink_util::Encoder;
 
@@ -15,9 +15,22 @@ fn embed_prints_one_json_array_per_text_in_order() {
     let Some(dir) = common::model_dir() else {
         return;
     };
+    embed_prints_vectors_close_to_the_reference(dir, EmbedBackend::Candle);
+}
+
+#[test]
+fn embed_on_openvino_prints_vectors_close_to_the_reference() {
+    let (Some(dir), Some(_)) = (common::model_dir(), common::openvino()) else {
+        return;
+    };
+    embed_prints_vectors_close_to_the_reference(dir, EmbedBackend::Openvino);
+}
+
+fn embed_prints_vectors_close_to_the_reference(dir: std::path::PathBuf, embed_backend: EmbedBackend) {
     let refs = common::reference();
     let picks = [0usize, 7, 10]; // English, Banglish, Bangla
-    let args = EmbedArgs { texts: picks.iter().map(|&i| refs[i].text.clone()).collect(), model_dir: Some(dir) };
+    let args =
+        EmbedArgs { texts: picks.iter().map(|&i| refs[i].text.clone()).collect(), model_dir: Some(dir), embed_backend };
     let mut out = Vec::new();
     run_embed(&args, &mut out).expect("embed runs");
     let text = String::from_utf8(out).expect("UTF-8 output");
@@ -34,7 +47,11 @@ fn embed_prints_one_json_array_per_text_in_order() {
 #[test]
 fn embed_with_a_bad_model_dir_names_the_flag_and_the_file() {
     let empty = tempfile::tempdir().expect("temp dir");
-    let args = EmbedArgs { texts: vec!["x".into()], model_dir: Some(empty.path().to_path_buf()) };
+    let args = EmbedArgs {
+        texts: vec!["x".into()],
+        model_dir: Some(empty.path().to_path_buf()),
+        embed_backend: EmbedBackend::Auto,
+    };
     let err = run_embed(&args, &mut Vec::new()).expect_err("no model there");
     assert!(matches!(err, EmbedError::BadModelDir { key: "--model-dir", .. }), "{err}");
     assert!(err.to_string().contains("config.json is missing"), "{err}");

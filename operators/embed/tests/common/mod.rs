@@ -10,7 +10,7 @@ use millionx_dataflow::catalog::Category;
 use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, Enrichment, Meta, Origin, StreamKind};
 use millionx_dataflow::{City, EventTime};
 use millionx_embed::pool::text_key;
-use millionx_embed::{EmbedError, Embedder, TextEncoder, DIMS};
+use millionx_embed::{EmbedError, Embedder, OpenVinoEmbedder, Precision, Runtime, TextEncoder, DIMS};
 
 /// The model directory, or `None` (the test then prints that it skipped). Under `CI=true` a missing model
 /// fails the test instead.
@@ -35,6 +35,68 @@ pub fn embedder() -> Option<Arc<Embedder>> {
             model_dir().map(|dir| Arc::new(Embedder::load(&dir).unwrap_or_else(|e| panic!("loading the model: {e}"))))
         })
         .clone()
+}
+
+/// The OpenVINO encoder (library from `MILLIONX_OPENVINO_LIB` or ops/models/fetch-openvino.sh's install,
+/// `model.onnx` from ops/models/build-minilm-onnx.sh), loaded once per test binary with two streams; `None`
+/// (the test prints SKIPPED) when either is absent. Under `CI=true` (which installs both through .ci/setup.d)
+/// their absence fails the test.
+pub fn openvino() -> Option<Arc<OpenVinoEmbedder>> {
+    static MODEL: OnceLock<Option<Arc<OpenVinoEmbedder>>> = OnceLock::new();
+    MODEL
+        .get_or_init(|| {
+            let dir = model_dir()?;
+            let lib = millionx_embed::openvino::locate_library().unwrap_or_else(|e| panic!("{e}"));
+            let missing = match &lib {
+                None => Some("no libopenvino_c.so (run ops/models/fetch-openvino.sh)".to_owned()),
+                Some(_) if !dir.join("model.onnx").is_file() => {
+                    Some(format!("no {} (run ops/models/build-minilm-onnx.sh)", dir.join("model.onnx").display()))
+                }
+                Some(_) => None,
+            };
+            if let Some(why) = missing {
+                if std::env::var("CI").as_deref() == Ok("true") {
+                    panic!("CI=true but OpenVINO is missing: {why}; .ci/setup.d/45-openvino.sh should have installed it");
+                }
+                eprintln!("SKIPPED: {why}");
+                return None;
+            }
+            let lib = lib.expect("checked above");
+            Some(Arc::new(
+                OpenVinoEmbedder::load(&lib, &dir, 2).unwrap_or_else(|e| panic!("loading OpenVINO: {e}")),
+            ))
+        })
+        .clone()
+}
+
+/// Post texts from `../shared/fixtures/text`: the first `per_file` of the Banglish e-commerce CSV and of the
+/// Bangla restaurant-review TSV. `None` (SKIPPED) without ../shared; under `CI=true` that fails the test.
+pub fn fixture_texts(per_file: usize) -> Option<Vec<(&'static str, String)>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures/text");
+    if !root.is_dir() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{} is missing and CI=true: the shared folder must be present in CI", root.display());
+        }
+        eprintln!("SKIPPED: {} not found (runs in CI, where ../shared exists)", root.display());
+        return None;
+    }
+    let mut texts = Vec::new();
+    let mut csv = csv::Reader::from_path(root.join("banglish-ecommerce/banglish_ecommerce_sentiment_v1.csv"))
+        .expect("Banglish fixture");
+    let column = csv.headers().expect("header").iter().position(|h| h == "text").expect("text column");
+    for rec in csv.records().take(per_file) {
+        texts.push(("banglish", rec.expect("CSV record")[column].to_owned()));
+    }
+    let mut tsv = csv::ReaderBuilder::new()
+        .delimiter(b'\t')
+        .quoting(false)
+        .from_path(root.join("bnlp-absa/ABSA_restaurant_test.tsv"))
+        .expect("Bangla fixture");
+    let column = tsv.headers().expect("header").iter().position(|h| h == "text").expect("text column");
+    for rec in tsv.records().take(per_file) {
+        texts.push(("bn", rec.expect("TSV record")[column].to_owned()));
+    }
+    Some(texts)
 }
 
 /// The reference sentences and vectors (testdata/reference.json).
@@ -107,6 +169,9 @@ impl FakeEncoder {
 impl TextEncoder for FakeEncoder {
     fn model_name(&self) -> &'static str {
         "fake"
+    }
+    fn runtime(&self) -> Runtime {
+        Runtime { backend: "fake", precision: Precision::F32 }
     }
     fn embed_batch(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, EmbedError> {
         let mut closed = self.gate.lock().expect("lock");
