@@ -151,55 +151,55 @@ fn main() {
     println!("| backend | threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for name in backends.split(',') {
-      let (backend, precision) = match name {
-          "candle" => ("candle", ""),
-          "openvino-bf16" => ("openvino", "bf16"),
-          "openvino-f32" => ("openvino", "f32"),
-          other => {
-              eprintln!("embed-bench: unknown backend {other:?} (candle, openvino-bf16, openvino-f32)");
-              std::process::exit(2);
-          }
-      };
-      for (label, pool_threads, intra) in layouts {
-        if backend == "openvino" && intra > 1 {
-            continue;
-        }
-        for b in batches.split(',') {
-            let out = Command::new(&exe)
-                .args(["--child", "--sentences", &n, "--batch", b, "--threads", &pool_threads.to_string()])
-                .args(["--backend", backend])
-                .env("RAYON_NUM_THREADS", intra.to_string())
-                .env("MILLIONX_OPENVINO_PRECISION", precision)
-                .output();
-            let out = match out {
-                Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
-                Ok(o) => {
-                    eprintln!("embed-bench: child failed: {}", String::from_utf8_lossy(&o.stderr).trim());
-                    std::process::exit(1);
-                }
-                Err(e) => {
-                    eprintln!("embed-bench: cannot run child: {e}");
-                    std::process::exit(1);
-                }
-            };
-            let Some(line) = out.lines().find(|l| l.starts_with("RESULT ")) else {
-                eprintln!("embed-bench: child printed no result");
-                std::process::exit(1);
-            };
-            let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
-            if f.len() < 6 {
-                eprintln!("embed-bench: bad child result: {line}");
-                std::process::exit(1);
+        let (backend, precision) = match name {
+            "candle" => ("candle", ""),
+            "openvino-bf16" => ("openvino", "bf16"),
+            "openvino-f32" => ("openvino", "f32"),
+            other => {
+                eprintln!("embed-bench: unknown backend {other:?} (candle, openvino-bf16, openvino-f32)");
+                std::process::exit(2);
             }
-            let (count, wall, cpu, mean_tok, p50, p99) = (f[0], f[1], f[2], f[3], f[4], f[5]);
-            println!(
+        };
+        for (label, pool_threads, intra) in layouts {
+            if backend == "openvino" && intra > 1 {
+                continue;
+            }
+            for b in batches.split(',') {
+                let out = Command::new(&exe)
+                    .args(["--child", "--sentences", &n, "--batch", b, "--threads", &pool_threads.to_string()])
+                    .args(["--backend", backend])
+                    .env("RAYON_NUM_THREADS", intra.to_string())
+                    .env("MILLIONX_OPENVINO_PRECISION", precision)
+                    .output();
+                let out = match out {
+                    Ok(o) if o.status.success() => String::from_utf8_lossy(&o.stdout).into_owned(),
+                    Ok(o) => {
+                        eprintln!("embed-bench: child failed: {}", String::from_utf8_lossy(&o.stderr).trim());
+                        std::process::exit(1);
+                    }
+                    Err(e) => {
+                        eprintln!("embed-bench: cannot run child: {e}");
+                        std::process::exit(1);
+                    }
+                };
+                let Some(line) = out.lines().find(|l| l.starts_with("RESULT ")) else {
+                    eprintln!("embed-bench: child printed no result");
+                    std::process::exit(1);
+                };
+                let f: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+                if f.len() < 6 {
+                    eprintln!("embed-bench: bad child result: {line}");
+                    std::process::exit(1);
+                }
+                let (count, wall, cpu, mean_tok, p50, p99) = (f[0], f[1], f[2], f[3], f[4], f[5]);
+                println!(
                 "| {name} | {label} | {b} | {count} | {mean_tok:.1} | {wall:.2} | {cpu:.2} | {:.1} | {:.1} | {:.1} | {:.1} |",
                 count / wall,
                 count / cpu.max(1e-9),
                 p50 / 1000.0,
                 p99 / 1000.0
             );
+            }
         }
-      }
     }
 }

@@ -75,7 +75,9 @@ struct Args {
 fn distinct_copy(input: &Path) -> Result<PathBuf, String> {
     let out = PathBuf::from(format!("{}-distinct", input.display()));
     fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-    for (name, field) in [("social.jsonl", Some("content")), ("market.jsonl", Some("productName")), ("weather.jsonl", None)] {
+    for (name, field) in
+        [("social.jsonl", Some("content")), ("market.jsonl", Some("productName")), ("weather.jsonl", None)]
+    {
         let f = fs::File::open(input.join(name)).map_err(|e| format!("{name}: {e}"))?;
         let mut w = BufWriter::new(fs::File::create(out.join(name)).map_err(|e| format!("{name}: {e}"))?);
         for (i, line) in BufReader::new(f).lines().enumerate() {

@@ -77,10 +77,7 @@ pub fn load_encoder(backend: EmbedBackend, dir: &Path, threads: usize) -> Result
             if !dir.join(ONNX_FILE).is_file() {
                 return Err(EmbedError::BackendUnavailable {
                     backend: "openvino",
-                    reason: format!(
-                        "no {} (run ops/models/build-minilm-onnx.sh)",
-                        dir.join(ONNX_FILE).display()
-                    ),
+                    reason: format!("no {} (run ops/models/build-minilm-onnx.sh)", dir.join(ONNX_FILE).display()),
                 });
             }
             Ok(Arc::new(OpenVinoEmbedder::load(&lib, dir, threads)?))
@@ -94,7 +91,9 @@ pub fn load_encoder(backend: EmbedBackend, dir: &Path, threads: usize) -> Result
                 Ok(e) => Ok(Arc::new(e)),
                 Err(e @ EmbedError::BadOpenVino { key: crate::openvino::PRECISION_ENV, .. }) => Err(e),
                 Err(e) => {
-                    eprintln!("embeddings: OpenVINO did not load ({e}); using candle (--embed-backend candle silences this)");
+                    eprintln!(
+                        "embeddings: OpenVINO did not load ({e}); using candle (--embed-backend candle silences this)"
+                    );
                     candle()
                 }
             }

@@ -9,12 +9,12 @@
 use std::path::{Path, PathBuf};
 use std::sync::Once;
 
-use candle_core::{DType, Device, Tensor};
-use candle_nn::VarBuilder;
-use candle_transformers::models::bert::{BertModel, Config};
 use crate::backend::{Precision, Runtime};
 use crate::error::EmbedError;
 use crate::tokens::{normalize, with_scratch, Chunk, Scratch, WordPieces};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use candle_transformers::models::bert::{BertModel, Config};
 
 /// The model name written to `embeddingModel`.
 pub const MODEL_NAME: &str = millionx_dataflow::record::EMBEDDING_MODEL;

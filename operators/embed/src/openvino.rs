@@ -59,10 +59,9 @@ fn forced_precision() -> Result<Option<Precision>, EmbedError> {
         None => Ok(None),
         Some("f32") => Ok(Some(Precision::F32)),
         Some("bf16") => Ok(Some(Precision::Bf16)),
-        Some(other) => Err(EmbedError::BadOpenVino {
-            key: PRECISION_ENV,
-            reason: format!("{other:?} is neither f32 nor bf16"),
-        }),
+        Some(other) => {
+            Err(EmbedError::BadOpenVino { key: PRECISION_ENV, reason: format!("{other:?} is neither f32 nor bf16") })
+        }
     }
 }
 
@@ -141,10 +140,9 @@ impl OpenVinoEmbedder {
             ],
         )
         .map_err(ov_err("CPU properties"))?;
-        let onnx_path = onnx.to_str().ok_or_else(|| EmbedError::ModelFile {
-            path: onnx.clone(),
-            reason: "the path is not UTF-8".into(),
-        })?;
+        let onnx_path = onnx
+            .to_str()
+            .ok_or_else(|| EmbedError::ModelFile { path: onnx.clone(), reason: "the path is not UTF-8".into() })?;
         let model = core.read_model_from_file(onnx_path, "").map_err(|e| EmbedError::ModelFile {
             path: onnx.clone(),
             reason: format!("OpenVINO cannot read it: {e}"),

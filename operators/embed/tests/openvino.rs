@@ -78,11 +78,9 @@ fn the_pool_runs_openvino_on_two_threads_with_the_same_vectors() {
     };
     let refs = common::reference();
     let expected = model.embed(&refs.iter().map(|r| r.text.as_str()).collect::<Vec<_>>()).expect("embeds");
-    let pool = EmbedPool::start(
-        model,
-        PoolConfig { threads: 2, max_batch: 4, cache_capacity: 0, ..PoolConfig::default() },
-    )
-    .expect("pool starts");
+    let pool =
+        EmbedPool::start(model, PoolConfig { threads: 2, max_batch: 4, cache_capacity: 0, ..PoolConfig::default() })
+            .expect("pool starts");
     let mut client = pool.client(None);
     let items: Vec<(u64, &str)> = refs.iter().enumerate().map(|(i, r)| (i as u64, r.text.as_str())).collect();
     assert_eq!(client.submit(&items).expect("submits"), items.len());

@@ -56,15 +56,15 @@ pub fn openvino() -> Option<Arc<OpenVinoEmbedder>> {
             };
             if let Some(why) = missing {
                 if std::env::var("CI").as_deref() == Ok("true") {
-                    panic!("CI=true but OpenVINO is missing: {why}; .ci/setup.d/45-openvino.sh should have installed it");
+                    panic!(
+                        "CI=true but OpenVINO is missing: {why}; .ci/setup.d/45-openvino.sh should have installed it"
+                    );
                 }
                 eprintln!("SKIPPED: {why}");
                 return None;
             }
             let lib = lib.expect("checked above");
-            Some(Arc::new(
-                OpenVinoEmbedder::load(&lib, &dir, 2).unwrap_or_else(|e| panic!("loading OpenVINO: {e}")),
-            ))
+            Some(Arc::new(OpenVinoEmbedder::load(&lib, &dir, 2).unwrap_or_else(|e| panic!("loading OpenVINO: {e}"))))
         })
         .clone()
 }
