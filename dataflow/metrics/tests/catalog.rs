@@ -32,6 +32,7 @@ fn exercise(m: &Metrics) {
     m.weather_enriched("social", 950);
     m.embedding_texts("social", 980);
     m.embedding_duration(Duration::from_millis(35));
+    m.embedding_backend("openvino", "bf16");
     m.embedding_backlog(64);
     m.quality_score("social", 0.97);
     m.quality_weather_coverage("social", 0.969);
