@@ -11,7 +11,6 @@
 //! layout is candle's only. Prints a markdown table.
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use millionx_dataflow::catalog::PRODUCTS;
