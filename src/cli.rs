@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
+use millionx_dataflow::config::{ConnectorConfig as _, Env};
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
@@ -112,17 +113,17 @@ pub struct RunArgs {
     /// else `$WEAVIATE_URL`). Default: files only. Dead letters and quality windows always go to files.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sink: Vec<SinkChoice>,
-    /// Embed posts and orders with all-MiniLM-L6-v2 (model from `$MILLIONX_MODEL_DIR` or the cache that
-    /// `ops/models/fetch-minilm.sh` fills): `auto` = on when the model loads, else one notice and no vectors;
-    /// `on` = a missing model is an error; `off`. A bare `--embed` means `on`.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = millionx_embed::EmbedMode::Auto,
-          num_args = 0..=1, default_missing_value = "on")]
-    pub embed: millionx_embed::EmbedMode,
+    /// Embed posts and orders with all-MiniLM-L6-v2 (model from `embed.model_dir`, `$MILLIONX_MODEL_DIR` or the
+    /// cache that `ops/models/fetch-minilm.sh` fills): `auto` = on when the model loads, else one notice and no
+    /// vectors; `on` = a missing model is an error; `off`. A bare `--embed` means `on`. Overrides `embed.mode`
+    /// [default: auto].
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "on")]
+    pub embed: Option<millionx_embed::EmbedMode>,
     /// Longest a record waits for its vector before it goes out without one, ms (1–3,600,000). It bounds how
     /// long embedding can hold the pipeline's frontier back; see operators/embed/CONTEXT.md for the choice.
-    #[arg(long, value_name = "MS", default_value_t = 60_000,
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub embed_deadline_ms: u64,
+    /// Overrides `embed.deadline_ms` [default: 60000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub embed_deadline_ms: Option<u64>,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -174,10 +175,12 @@ pub struct LiveWeatherArgs {
 }
 
 /// The live feed's settings for `--weather owm`: the `[weather]` table with the flags applied, and the API
-/// key. Errors name the flag or key (`--weather-base-url`, `weather.every`, `OPENWEATHER_API_KEY`, ...).
+/// key from `env`. Errors name the flag or key (`--weather-base-url`, `weather.every`, `OPENWEATHER_API_KEY`,
+/// ...).
 pub fn live_weather_config(
     args: &LiveWeatherArgs,
     table: Option<&millionx_source_weather::WeatherConfig>,
+    env: &Env,
 ) -> Result<(millionx_source_weather::WeatherConfig, std::time::Duration, millionx_source_weather::ApiKey), String> {
     let mut config = table.cloned().unwrap_or_default();
     if let Some(url) = &args.base_url {
@@ -191,7 +194,7 @@ pub fn live_weather_config(
         Some(d) => d,
         None => config.every().map_err(|e| e.to_string())?,
     };
-    let key = millionx_source_weather::ApiKey::from_env().map_err(|e| format!("--weather owm: {e}"))?;
+    let key = millionx_source_weather::ApiKey::from_env(env).map_err(|e| format!("--weather owm: {e}"))?;
     Ok((config, every, key))
 }
 
@@ -292,7 +295,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Validate(args) => match RunConfig::from_file(&args.config) {
+        Command::Validate(args) => match RunConfig::from_file(&args.config, &Env::process()) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
@@ -328,7 +331,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Snowflake(SnowflakeArgs { command: SnowflakeCommand::Schema { args, config } }) => {
-            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+            let config = match config.as_deref().map(|p| RunConfig::from_file(p, &Env::process())).transpose() {
                 Ok(c) => c.and_then(|c| c.snowflake),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -344,7 +347,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Weaviate(WeaviateArgs { command: WeaviateCommand::Schema { args, config } }) => {
-            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+            let config = match config.as_deref().map(|p| RunConfig::from_file(p, &Env::process())).transpose() {
                 Ok(c) => c.and_then(|c| c.weaviate),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -372,15 +375,13 @@ pub enum Failure {
     Run(String),
 }
 
-/// The HMAC key: `MILLIONX_PII_KEY`, else the file named by `MILLIONX_PII_KEY_FILE`, else the
+/// The HMAC key: `MILLIONX_PII_KEY` in `env`, else the file named by `MILLIONX_PII_KEY_FILE`, else the
 /// development key (with a warning). Errors: the key file cannot be read or is empty.
-pub fn pii_key() -> Result<Vec<u8>, String> {
-    if let Ok(k) = std::env::var("MILLIONX_PII_KEY") {
-        if !k.is_empty() {
-            return Ok(k.into_bytes());
-        }
+pub fn pii_key(env: &Env) -> Result<Vec<u8>, String> {
+    if let Some(k) = env.get("MILLIONX_PII_KEY") {
+        return Ok(k.into_bytes());
     }
-    if let Ok(path) = std::env::var("MILLIONX_PII_KEY_FILE") {
+    if let Some(path) = env.get("MILLIONX_PII_KEY_FILE") {
         let k = std::fs::read(&path).map_err(|e| format!("MILLIONX_PII_KEY_FILE ({path}): {e}"))?;
         let k = k.trim_ascii().to_vec();
         if k.is_empty() {
@@ -444,21 +445,19 @@ fn is_summary_name(name: &str) -> bool {
 /// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
 /// worker or sink fails.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let env = Env::process();
     let run_config = match &args.config {
-        Some(p) => RunConfig::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
-        None => RunConfig::default(),
-    };
+        Some(p) => RunConfig::from_file(p, &env),
+        None => RunConfig::defaults(&env),
+    }
+    .map_err(|e| Failure::Usage(e.to_string()))?;
     let mut config = run_config.core.clone();
     let mut kafka = run_config.kafka.clone();
     let weaviate = match args.sink.contains(&SinkChoice::Weaviate) {
         false => None,
         true => {
-            let mut w = run_config.weaviate.clone().unwrap_or_default();
-            if run_config.weaviate.is_none() {
-                if let Some(url) = std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
-                    w.url = url;
-                }
-            }
+            let w =
+                run_config.weaviate.clone().unwrap_or_else(|| millionx_sink_weaviate::WeaviateConfig::from_env(&env));
             w.validate().map_err(|e| Failure::Usage(format!("weaviate: {e}")))?;
             Some(w)
         }
@@ -469,11 +468,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(o) = &args.out {
         config.output.dir = o.clone();
     }
-    // `MILLIONX_METRICS_LISTEN` overrides the config file's address (containers, parallel test runs);
-    // `--metrics-listen` / `--no-metrics` override both.
-    if let Some(listen) = std::env::var("MILLIONX_METRICS_LISTEN").ok().filter(|v| !v.is_empty()) {
-        config.metrics.listen = listen;
-    }
+    // `--metrics-listen` / `--no-metrics` override the file and `MILLIONX_METRICS_LISTEN` (applied by RunConfig).
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
@@ -498,7 +493,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             Input::Kafka { config: Box::new(kafka), control }
         }
     };
-    let pii_key = pii_key().map_err(Failure::Usage)?;
+    let pii_key = pii_key(&env).map_err(Failure::Usage)?;
 
     let snowflake = match args.sink.contains(&SinkChoice::Snowflake) {
         false => None,
@@ -516,12 +511,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Input::Kafka { control, .. } = &mut input {
         control.metrics = Some(metrics.clone());
     }
-    let (embed, embed_config, embed_stats) = start_embedding(args, &metrics)?;
+    let (embed, embed_config, embed_stats) = start_embedding(args, &run_config.embed, &metrics)?;
     let live_weather = match args.live_weather.source {
         WeatherSourceKind::Input => None,
         WeatherSourceKind::Owm => {
             let (wcfg, every, key) =
-                live_weather_config(&args.live_weather, run_config.weather.as_ref()).map_err(Failure::Usage)?;
+                live_weather_config(&args.live_weather, run_config.weather.as_ref(), &env).map_err(Failure::Usage)?;
             Some(start_live_weather(wcfg, every, key, &input, args.process == 0, &metrics).map_err(Failure::Usage)?)
         }
     };
@@ -585,23 +580,25 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `--embed` pool (`None`: embeddings off), operator settings and shared counters of a run; batch
-/// latencies feed `millionx_embedding_duration_seconds`. Errors ([`Failure::Usage`]): `--embed on` without a
-/// usable model, a bad `MILLIONX_MODEL_DIR`, or an operator setting out of range (named).
+/// The embedding pool (`None`: embeddings off), operator settings and shared counters of a run: the `[embed]`
+/// table with `--embed` and `--embed-deadline-ms` over `mode` and `deadline_ms`; batch latencies feed
+/// `millionx_embedding_duration_seconds`. Errors ([`Failure::Usage`]): mode `on` without a usable model, a
+/// bad `embed.model_dir` / `MILLIONX_MODEL_DIR`, or a thread that cannot start.
 fn start_embedding(
     args: &RunArgs,
+    table: &millionx_embed::EmbedTable,
     metrics: &millionx_metrics::Metrics,
 ) -> Result<(Option<millionx_embed::EmbedPool>, millionx_embed::EmbedConfig, Arc<millionx_embed::EmbedStats>), Failure>
 {
-    let embed_config = millionx_embed::EmbedConfig {
-        deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
-        ..millionx_embed::EmbedConfig::default()
-    };
-    embed_config.validate().map_err(|e| Failure::Usage(format!("--embed-deadline-ms: {e}")))?;
+    let mut embed_config = table.operator();
+    if let Some(ms) = args.embed_deadline_ms {
+        embed_config.deadline = std::time::Duration::from_millis(ms);
+    }
     let m = metrics.clone();
     let observer: millionx_embed::BatchObserver = Arc::new(move |took, _texts| m.embedding_duration(took));
-    let pool = millionx_embed::start_for_run(args.embed, millionx_embed::PoolConfig::default(), Some(observer))
-        .map_err(|e| Failure::Usage(format!("--embed: {e}")))?;
+    let mode = args.embed.unwrap_or(table.mode);
+    let pool = millionx_embed::start_for_run(mode, table.model_dir.as_deref(), table.pool(), Some(observer))
+        .map_err(|e| Failure::Usage(format!("{}: {e}", if args.embed.is_some() { "--embed" } else { "embed" })))?;
     Ok((pool, embed_config, Arc::new(millionx_embed::EmbedStats::default())))
 }
 

@@ -452,6 +452,30 @@ fn bad_flags_and_files_fail_with_one_line_naming_them() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("bach"));
 
+    // Every connector table is validated too, naming the key from the file's root.
+    for (text, key) in [
+        ("[weaviate.retry]\nmax_retries = 5000\n", "`weaviate.retry.max_retries`"),
+        ("[weaviate.batch]\nmax_recordz = 5\n", "`weaviate.batch.max_recordz`"),
+        ("[embed]\ndeadline_ms = 0\n", "`embed.deadline_ms`"),
+        ("[weather.retry]\ninitial_backoff_ms = 0\n", "`weather.retry.initial_backoff_ms`"),
+        ("[kafka]\nepoch_messages = 0\n", "`kafka.epoch_messages`"),
+        (
+            "[snowflake]\naccount = \"a\"\nuser = \"u\"\n[snowflake.auth]\ntype = \"password\"\n\
+             password = { env = \"PW\" }\n[snowflake.batch]\nmax_records = 0\n",
+            "`snowflake.batch.max_records`",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let r = millionx(&["validate", "--config", config.to_str().unwrap()]);
+        assert_eq!(r.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains(key), "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    std::fs::write(&config, "[embed]\nmode = \"off\"\ndeadline_ms = 250\n[weaviate.batch]\nlinger_ms = 20\n").unwrap();
+    let r = millionx(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+
     let r = millionx(&["run", "--embed", "off", "-w", "0"]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--workers"));

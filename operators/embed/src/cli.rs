@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::error::EmbedError;
-use crate::model::{locate_model_dir, Embedder, MODEL_FILES};
+use crate::model::{check_model_dir, locate_model_dir, Embedder};
 use crate::pool::{EmbedPool, PoolConfig};
 
 /// `millionx embed`: prints one JSON array of 384 numbers per text, one per line, in argument order.
@@ -27,16 +27,7 @@ pub struct EmbedArgs {
 /// (the commands cannot run without it). Errors name `--model-dir` or `MILLIONX_MODEL_DIR` and the file.
 pub fn load_model(dir: Option<&Path>) -> Result<Embedder, EmbedError> {
     let dir = match dir {
-        Some(d) => {
-            if let Some(f) = MODEL_FILES.into_iter().find(|f| !d.join(f).is_file()) {
-                return Err(EmbedError::BadModelDir {
-                    key: "--model-dir",
-                    path: d.to_path_buf(),
-                    reason: format!("{f} is missing or not a file"),
-                });
-            }
-            d.to_path_buf()
-        }
+        Some(d) => check_model_dir(d, "--model-dir")?,
         None => locate_model_dir()?,
     };
     Embedder::load(&dir)

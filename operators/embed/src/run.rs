@@ -1,13 +1,15 @@
 //! Turning embeddings on for `millionx run`: the `--embed auto|on|off` mode and the pool it starts.
 
+use std::path::Path;
 use std::sync::{Arc, Once};
 
 use crate::error::EmbedError;
-use crate::model::{locate_model_dir, Embedder, MODEL_DIR_ENV, MODEL_NAME};
+use crate::model::{check_model_dir, locate_model_dir, Embedder, MODEL_DIR_ENV, MODEL_NAME};
 use crate::pool::{BatchObserver, EmbedPool, PoolConfig};
 
-/// Whether `millionx run` embeds posts and orders (`--embed`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Whether `millionx run` embeds posts and orders (`embed.mode`, `--embed`).
+#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum EmbedMode {
     /// On when the model loads; otherwise one notice on stderr (naming the directory and the reason) and the
     /// run goes on without vectors (embedding coverage then reads 0%). A `MILLIONX_MODEL_DIR` that names a
@@ -20,16 +22,21 @@ pub enum EmbedMode {
     Off,
 }
 
-/// Loads the model as `mode` says: `Ok(Some)` embeddings on, `Ok(None)` off.
+/// Loads the model as `mode` says, from `model_dir` (`embed.model_dir`, which `MILLIONX_MODEL_DIR` overrides)
+/// when given, else from [`locate_model_dir`]: `Ok(Some)` embeddings on, `Ok(None)` off.
 ///
 /// Errors: with [`EmbedMode::On`], any reason the model cannot be used ([`EmbedError::NoModel`],
 /// [`EmbedError::BadModelDir`], [`EmbedError::ModelFile`], [`EmbedError::WrongModel`]); with
 /// [`EmbedMode::Auto`], only [`EmbedError::BadModelDir`] (`MILLIONX_MODEL_DIR` set to an unusable directory).
-pub fn load_for_run(mode: EmbedMode) -> Result<Option<Embedder>, EmbedError> {
+pub fn load_for_run(mode: EmbedMode, model_dir: Option<&Path>) -> Result<Option<Embedder>, EmbedError> {
+    let locate = || match model_dir {
+        Some(dir) => check_model_dir(dir, "embed.model_dir"),
+        None => locate_model_dir(),
+    };
     match mode {
         EmbedMode::Off => Ok(None),
-        EmbedMode::On => Ok(Some(Embedder::load(&locate_model_dir()?)?)),
-        EmbedMode::Auto => match locate_model_dir().and_then(|dir| Embedder::load(&dir)) {
+        EmbedMode::On => Ok(Some(Embedder::load(&locate()?)?)),
+        EmbedMode::Auto => match locate().and_then(|dir| Embedder::load(&dir)) {
             Ok(model) => Ok(Some(model)),
             Err(e @ EmbedError::BadModelDir { .. }) => Err(e),
             Err(e) => {
@@ -52,10 +59,11 @@ pub fn load_for_run(mode: EmbedMode) -> Result<Option<Embedder>, EmbedError> {
 /// Errors: as [`load_for_run`], and [`EmbedError::PoolStart`] for a bad `config` or a refused thread.
 pub fn start_for_run(
     mode: EmbedMode,
+    model_dir: Option<&Path>,
     config: PoolConfig,
     observer: Option<BatchObserver>,
 ) -> Result<Option<EmbedPool>, EmbedError> {
-    match load_for_run(mode)? {
+    match load_for_run(mode, model_dir)? {
         None => Ok(None),
         Some(model) => {
             let dir = model.dir().display().to_string();

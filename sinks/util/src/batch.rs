@@ -23,12 +23,6 @@ pub struct BatchPolicy {
     pub linger: Duration,
 }
 
-impl BatchPolicy {
-    /// The default [`BatchPolicy::linger`], 500 ms (`[batch] linger_ms`), for sinks whose own batch settings
-    /// have no linger key.
-    pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
-}
-
 impl From<BatchConfig> for BatchPolicy {
     fn from(c: BatchConfig) -> Self {
         BatchPolicy {

@@ -28,6 +28,6 @@ pub mod produce;
 pub mod source;
 
 /// The `[kafka]` table this source is configured by.
-pub use millionx_kafka_client::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
+pub use millionx_kafka_client::{KafkaArgs, KafkaConfig, OffsetReset};
 pub use produce::{run_produce, ProduceArgs};
 pub use source::{kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl};
