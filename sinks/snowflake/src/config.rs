@@ -414,6 +414,7 @@ impl SnowflakeConfig {
             max_bytes: self.batch.max_bytes,
             max_age: Duration::from_millis(self.batch.max_age_ms),
             linger: BatchPolicy::DEFAULT_LINGER,
+            segment_epochs: None,
         }
     }
 
