@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 
 use common::{canonical, command, run_ok};
 use millionx_kafka_testing::Broker;
+use millionx_snowflake_testing::Fakesnow;
 use millionx_weaviate_double::WeaviateDouble;
 
 fn s(p: &Path) -> &str {
@@ -256,6 +257,81 @@ fn kill_9_into_the_weaviate_double_then_restart_stores_exactly_the_uninterrupted
     let figures = assert_same(&want, &weaviate_objects(&crashed_double), kills);
     let files = assert_same(&canonical(&reference), &canonical(&crashed), kills);
     eprintln!("crash test (Weaviate double): {kills} kills, {resumed} resumed runs; {figures}; files: {files}");
+}
+
+fn text(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The Snowflake tables as comparable rows (every column but `INGESTED_AT`), sorted; one list per table.
+fn snowflake_rows(config: &Path) -> BTreeMap<String, Vec<String>> {
+    use millionx_sink_snowflake::sql::client::SqlClient;
+    let sf = millionx::config::RunConfig::from_file(config).unwrap().snowflake.unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let metrics = std::sync::Arc::new(millionx_sink_snowflake::Metrics::default());
+    let client = SqlClient::new(&sf, sf.resolve_credentials().unwrap(), metrics).unwrap();
+    ["SOCIAL_POSTS", "MARKET_ORDERS", "PRICE_HISTORY", "WEATHER_LOGS"]
+        .iter()
+        .map(|table| {
+            let sql = format!("SELECT * FROM MILLIONX.RAW_DATA.{table}");
+            let rows = rt.block_on(client.execute_once(&sql, None)).unwrap_or_else(|e| panic!("{sql}: {e}"));
+            let mut out: Vec<String> = rows
+                .iter()
+                .map(|r| {
+                    let mut cols: Vec<String> = r
+                        .iter()
+                        .filter(|(k, _)| k.as_str() != "INGESTED_AT")
+                        .map(|(k, v)| format!("{k}={}", text(v)))
+                        .collect();
+                    cols.sort();
+                    cols.join("|")
+                })
+                .collect();
+            out.sort();
+            (table.to_string(), out)
+        })
+        .collect()
+}
+
+#[test]
+fn kill_9_into_fakesnow_then_restart_leaves_exactly_the_uninterrupted_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = loaded_broker(tmp.path());
+    let password = tmp.path().join("password");
+    std::fs::write(&password, "test\n").unwrap();
+    let mut emulators = Vec::new();
+    let configs: Vec<PathBuf> = (0..2)
+        .map(|i| {
+            let dir = tmp.path().join(format!("sf{i}"));
+            std::fs::create_dir_all(dir.join("db")).unwrap();
+            let emulator = Fakesnow::start_persistent(&dir.join("db")).unwrap_or_else(|e| panic!("{e}"));
+            let table = format!(
+                "[snowflake]\naccount = \"fakesnow\"\nhost = \"{}\"\nuser = \"millionx\"\n[snowflake.auth]\n\
+                 type = \"password\"\npassword = {{ file = \"{}\" }}\n",
+                emulator.url(),
+                password.display()
+            );
+            emulators.push(emulator);
+            let config = write_config(&dir, &table);
+            run_ok(&["snowflake", "schema", "--apply", "--config", s(&config)]);
+            config
+        })
+        .collect();
+    let sink = ["--sink", "snowflake"];
+
+    run_to_end(&configs[0], &tmp.path().join("reference"), &broker.addr, "reference", &sink);
+    let want = snowflake_rows(&configs[0]);
+    assert!(want["SOCIAL_POSTS"].len() > 2000, "the data set reaches Snowflake");
+
+    let crashed = tmp.path().join("crashed");
+    let plan = [(Some("checkpoint:3"), 0), (Some("checkpoint:2"), 0), (Some("checkpoint:4"), 0)];
+    let (kills, resumed) = crash_until_done(&configs[1], &crashed, &broker.addr, &sink, &plan);
+    assert!(kills >= 2 && resumed >= 2, "{kills} kills, {resumed} resumed runs");
+    let figures = assert_same(&want, &snowflake_rows(&configs[1]), kills);
+    eprintln!("crash test (fakesnow): {kills} kills, {resumed} resumed runs; {figures}");
 }
 
 /// The chaos benchmark (`benchmarks/chaos.sh`; ignored in the suite): `MILLIONX_CHAOS_KILLS` (default 20)
