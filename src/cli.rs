@@ -498,7 +498,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         SourceKind::Kafka => {
             args.kafka.apply(&mut kafka).map_err(|e| Failure::Usage(e.to_string()))?;
-            let control = SourceControl { stop: Arc::clone(&stop), ..SourceControl::default() };
+            let checkpoint_epochs = if args.state.no_state { 0 } else { config.state.checkpoint_epochs };
+            let control = SourceControl { stop: Arc::clone(&stop), checkpoint_epochs, ..SourceControl::default() };
             Input::Kafka { config: Box::new(kafka), control }
         }
     };

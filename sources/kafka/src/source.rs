@@ -183,6 +183,10 @@ pub struct SourceControl {
     pub high_epoch: Arc<AtomicU64>,
     /// Where the sources record consumer lag and commits (`millionx_kafka_*`); `None` records nothing.
     pub metrics: Option<Metrics>,
+    /// Epochs between checkpoints (`state.checkpoint_epochs`; 0 without durable state). A caught-up source
+    /// moves its capability up to the next checkpoint boundary, so an idle run stores a checkpoint of
+    /// everything read and commits all of it (commits never pass the newest checkpoint).
+    pub checkpoint_epochs: u64,
 }
 
 /// What a checkpoint of the source keeps: its capability and the next offset of every partition it
@@ -553,9 +557,15 @@ pub fn kafka_source_for<'scope>(
                 .min();
             let next_cap = match active {
                 Some(e) => e,
-                None => cap_epoch
-                    .max(max_emitted.map_or(cap_epoch, |m| m + 1))
-                    .max(control.high_epoch.load(Ordering::Relaxed)),
+                None => {
+                    let caught_up = cap_epoch
+                        .max(max_emitted.map_or(cap_epoch, |m| m + 1))
+                        .max(control.high_epoch.load(Ordering::Relaxed));
+                    match control.checkpoint_epochs {
+                        0 => caught_up,
+                        k => caught_up.div_ceil(k) * k,
+                    }
+                }
             };
             if next_cap > cap_epoch {
                 cap_epoch = next_cap;
