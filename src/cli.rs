@@ -143,6 +143,9 @@ pub struct RunArgs {
     /// Live weather (`--weather owm`, `--weather-every`, `--weather-base-url`).
     #[command(flatten)]
     pub live_weather: LiveWeatherArgs,
+    /// Durable state of a Kafka-fed run (`--state-dir`, `--fresh-state`, `--no-state`).
+    #[command(flatten)]
+    pub state: crate::resume::StateArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -472,6 +475,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
+    // First SIGINT/SIGTERM: stop reading, drain, flush (Kafka: commit), exit 0. A second one exits at once (1).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
+    }
     let mut input = match args.source {
         SourceKind::File => {
             let live = args.live_weather.source == WeatherSourceKind::Owm;
@@ -483,13 +493,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         SourceKind::Kafka => {
             args.kafka.apply(&mut kafka).map_err(|e| Failure::Usage(e.to_string()))?;
-            let control = SourceControl::default();
-            // First SIGINT/SIGTERM: stop fetching, drain, flush, commit, exit 0. A second one exits at once (1).
-            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&control.stop))
-                    .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&control.stop)))
-                    .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
-            }
+            let checkpoint_epochs = if args.state.no_state { 0 } else { config.state.checkpoint_epochs };
+            let control = SourceControl { stop: Arc::clone(&stop), checkpoint_epochs, ..SourceControl::default() };
             Input::Kafka { config: Box::new(kafka), control }
         }
     };
@@ -520,9 +525,24 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
             Some(start_live_weather(wcfg, every, key, &input, args.process == 0, &metrics).map_err(Failure::Usage)?)
         }
     };
-    // Last start-up step: a run that cannot start leaves the previous run's output in place.
-    if args.process == 0 {
+    // Last start-up step: a run that cannot start leaves the previous run's output in place. A Kafka run
+    // with state keeps what its checkpoints cover and removes only what it will write again.
+    let state = match &input {
+        Input::Kafka { config: kafka, .. } => crate::resume::open(
+            &args.state,
+            &config,
+            kafka,
+            (args.process, args.processes, args.workers),
+            live_weather.is_some(),
+        )
+        .map_err(Failure::Usage)?,
+        Input::File => None,
+    };
+    if state.is_none() && args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
+    }
+    if let Some(b) = state.as_ref().and_then(|s| s.resume) {
+        eprintln!("state: resuming from the checkpoint at epoch {b}");
     }
     let kafka_dlq = match &input {
         Input::Kafka { config, .. } if config.produce_dlq => Some(config.clone()),
@@ -538,6 +558,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         embed_stats: Arc::clone(&embed_stats),
         metrics,
         live_weather,
+        stop,
+        state: state.clone(),
     };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
@@ -566,6 +588,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     let mut summary = serde_json::to_value(&summary).map_err(|e| Failure::Run(e.to_string()))?;
     if let Some(feed) = reports.iter().find_map(|r| r.weather_feed.as_ref()) {
         report_feed(feed, &mut summary);
+    }
+    if let Some((line, json)) = crate::resume::summary_line(&reports, state.as_ref()) {
+        println!("{line}");
+        summary["state"] = json;
     }
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::Run(e.to_string()))?;
     std::fs::write(config.output.dir.join(&name), json).map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;

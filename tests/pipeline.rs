@@ -544,3 +544,35 @@ fn the_summary_counts_every_line_even_when_windows_closed_before_late_records() 
     }
     assert!(late > 0, "the set-up must produce late observations: {summary}");
 }
+
+#[test]
+fn sigterm_during_a_file_replay_drains_flushes_and_exits_0_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    run_ok(&["gen", "--out", input.to_str().unwrap(), "--social", "40000", "--market", "40000"]);
+    // One epoch in flight of 200 lines: the replay is slow enough to be stopped mid-way.
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, "[input]\nepoch_lines = 200\nmax_epochs_in_flight = 1\n[batch]\nmax_records = 200\n").unwrap();
+    let out = dir.path().join("out");
+    let mut child = command()
+        .args(["run", "--embed", "off", "--config", config.to_str().unwrap()])
+        .args(["--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while files(&out.join("snowflake/SOCIAL_POSTS")).len() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the replay ended before the signal");
+        assert!(std::time::Instant::now() < deadline, "no output within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(60), "the replay after SIGTERM");
+    assert!(status.success(), "SIGTERM: {status}");
+    let written = ndjson(&out.join("snowflake/SOCIAL_POSTS")).len() as u64;
+    let summary = summary(&out);
+    assert!(written > 0 && written < 40000, "stopped mid-way: {written} rows");
+    assert_eq!(summary["sinks"]["snowflake/SOCIAL_POSTS"]["rows"].as_u64(), Some(written), "{summary}");
+}

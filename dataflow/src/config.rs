@@ -143,6 +143,10 @@
 //! max_retries = 3
 //! initial_backoff_ms = 1000
 //! max_backoff_ms = 30000
+//!
+//! [state]                      # Kafka source: durable operator state (see `crate::checkpoint`)
+//! # dir = "out/state"          # default: <output.dir>/state
+//! checkpoint_epochs = 4        # a snapshot every this many epochs
 //! ```
 //!
 //! Every retry policy also caps `initial_backoff_ms` and `max_backoff_ms` at 3,600,000 (1 h).
@@ -262,6 +266,24 @@ pub struct Config {
     pub join: JoinConfig,
     /// `[metrics]`: whether and where `/metrics` is served (`enabled`, `listen`; see `millionx_metrics::config`).
     pub metrics: millionx_metrics::MetricsConfig,
+    /// `[state]`: checkpoints of the operator state (Kafka source).
+    pub state: StateConfig,
+}
+
+/// `[state]`: where and how often the operator state of a Kafka-fed run is checkpointed.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StateConfig {
+    /// Folder of the snapshot files (`p<process>.redb`); `None`: `<output.dir>/state`.
+    pub dir: Option<PathBuf>,
+    /// Epochs between two snapshots (1–1,000,000). Default 4.
+    pub checkpoint_epochs: u64,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { dir: None, checkpoint_epochs: 4 }
+    }
 }
 
 /// `[input]`.
@@ -418,6 +440,9 @@ impl Config {
         }
         if self.join.max_weather_age_ms == 0 {
             return Err(ConfigError::new("join.max_weather_age_ms", "must be at least 1"));
+        }
+        if !(1..=1_000_000).contains(&self.state.checkpoint_epochs) {
+            return Err(ConfigError::new("state.checkpoint_epochs", "must be between 1 and 1000000"));
         }
         if let Err(e) = self.metrics.listen_addr() {
             let reason = match e {
