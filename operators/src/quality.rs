@@ -125,12 +125,12 @@ impl OpenWindow {
     }
 
     /// The counts and the lag distribution as `(value, count)` pairs (a checkpoint's form).
-    fn save(&self) -> (QualityWindow, Vec<(u64, u64)>) {
+    fn save(&self) -> SavedWindow {
         let lag = self.lag.iter().flat_map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
         (self.counts.clone(), lag.collect())
     }
 
-    fn restore((counts, lag): (QualityWindow, Vec<(u64, u64)>)) -> OpenWindow {
+    fn restore((counts, lag): SavedWindow) -> OpenWindow {
         let mut h: Option<Histogram<u64>> = Histogram::new_with_bounds(1, 1 << 40, 2).ok();
         if let Some(h) = h.as_mut() {
             for (v, n) in lag {
@@ -174,11 +174,14 @@ fn count(c: &mut QualityWindow, o: &Observation) {
     }
 }
 
+/// An open window as a checkpoint keeps it: the counts and the lag distribution as `(value, count)` pairs.
+type SavedWindow = (QualityWindow, Vec<(u64, u64)>);
+
 /// What a checkpoint of stage 1 keeps.
 #[derive(Serialize, Deserialize)]
 struct QualityState {
     tracker: Watermarks,
-    open: Vec<((StreamKind, EventTime), (QualityWindow, Vec<(u64, u64)>))>,
+    open: Vec<((StreamKind, EventTime), SavedWindow)>,
     closed_before: BTreeMap<StreamKind, EventTime>,
     untimed: Vec<Observation>,
     late: BTreeMap<StreamKind, u64>,
