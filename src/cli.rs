@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 use hdrhistogram::Histogram;
+use millionx_dataflow::config::{ConnectorConfig as _, Env};
 use millionx_dataflow::StreamKind;
 use millionx_operators::anonymise::DEVELOPMENT_KEY;
 
@@ -112,22 +113,22 @@ pub struct RunArgs {
     /// else `$WEAVIATE_URL`). Default: files only. Dead letters and quality windows always go to files.
     #[arg(long, value_enum, value_delimiter = ',')]
     pub sink: Vec<SinkChoice>,
-    /// Embed posts and orders with all-MiniLM-L6-v2 (model from `$MILLIONX_MODEL_DIR` or the cache that
-    /// `ops/models/fetch-minilm.sh` fills): `auto` = on when the model loads, else one notice and no vectors;
-    /// `on` = a missing model is an error; `off`. A bare `--embed` means `on`.
-    #[arg(long, value_enum, value_name = "MODE", default_value_t = millionx_embed::EmbedMode::Auto,
-          num_args = 0..=1, default_missing_value = "on")]
-    pub embed: millionx_embed::EmbedMode,
+    /// Embed posts and orders with all-MiniLM-L6-v2 (model from `embed.model_dir`, `$MILLIONX_MODEL_DIR` or the
+    /// cache that `ops/models/fetch-minilm.sh` fills): `auto` = on when the model loads, else one notice and no
+    /// vectors; `on` = a missing model is an error; `off`. A bare `--embed` means `on`. Overrides `embed.mode`
+    /// [default: auto].
+    #[arg(long, value_enum, value_name = "MODE", num_args = 0..=1, default_missing_value = "on")]
+    pub embed: Option<millionx_embed::EmbedMode>,
     /// Embedding backend: `auto` = OpenVINO when its library (ops/models/fetch-openvino.sh or
     /// `$MILLIONX_OPENVINO_LIB`) and `model.onnx` (ops/models/build-minilm-onnx.sh) are present, else candle;
-    /// `openvino` = their absence is an error; `candle`.
-    #[arg(long, value_enum, value_name = "BACKEND", default_value_t = millionx_embed::EmbedBackend::Auto)]
-    pub embed_backend: millionx_embed::EmbedBackend,
+    /// `openvino` = their absence is an error; `candle`. Overrides `embed.backend` [default: auto].
+    #[arg(long, value_enum, value_name = "BACKEND")]
+    pub embed_backend: Option<millionx_embed::EmbedBackend>,
     /// Longest a record waits for its vector before it goes out without one, ms (1–3,600,000). It bounds how
     /// long embedding can hold the pipeline's frontier back; see operators/embed/CONTEXT.md for the choice.
-    #[arg(long, value_name = "MS", default_value_t = 60_000,
-          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
-    pub embed_deadline_ms: u64,
+    /// Overrides `embed.deadline_ms` [default: 60000].
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub embed_deadline_ms: Option<u64>,
     /// Write the read→sink latency distribution (HdrHistogram percentile format, ms) to this file.
     #[arg(long)]
     pub latency_report: Option<PathBuf>,
@@ -147,6 +148,9 @@ pub struct RunArgs {
     /// Live weather (`--weather owm`, `--weather-every`, `--weather-base-url`).
     #[command(flatten)]
     pub live_weather: LiveWeatherArgs,
+    /// Durable state of a Kafka-fed run (`--state-dir`, `--fresh-state`, `--no-state`).
+    #[command(flatten)]
+    pub state: crate::resume::StateArgs,
     /// Print help.
     #[arg(long, action = ArgAction::Help)]
     pub help: Option<bool>,
@@ -179,10 +183,12 @@ pub struct LiveWeatherArgs {
 }
 
 /// The live feed's settings for `--weather owm`: the `[weather]` table with the flags applied, and the API
-/// key. Errors name the flag or key (`--weather-base-url`, `weather.every`, `OPENWEATHER_API_KEY`, ...).
+/// key from `env`. Errors name the flag or key (`--weather-base-url`, `weather.every`, `OPENWEATHER_API_KEY`,
+/// ...).
 pub fn live_weather_config(
     args: &LiveWeatherArgs,
     table: Option<&millionx_source_weather::WeatherConfig>,
+    env: &Env,
 ) -> Result<(millionx_source_weather::WeatherConfig, std::time::Duration, millionx_source_weather::ApiKey), String> {
     let mut config = table.cloned().unwrap_or_default();
     if let Some(url) = &args.base_url {
@@ -196,7 +202,7 @@ pub fn live_weather_config(
         Some(d) => d,
         None => config.every().map_err(|e| e.to_string())?,
     };
-    let key = millionx_source_weather::ApiKey::from_env().map_err(|e| format!("--weather owm: {e}"))?;
+    let key = millionx_source_weather::ApiKey::from_env(env).map_err(|e| format!("--weather owm: {e}"))?;
     Ok((config, every, key))
 }
 
@@ -297,7 +303,7 @@ pub fn main() -> ExitCode {
                 ExitCode::from(1)
             }
         },
-        Command::Validate(args) => match RunConfig::from_file(&args.config) {
+        Command::Validate(args) => match RunConfig::from_file(&args.config, &Env::process()) {
             Ok(_) => {
                 println!("{}: valid", args.config.display());
                 ExitCode::SUCCESS
@@ -333,7 +339,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Snowflake(SnowflakeArgs { command: SnowflakeCommand::Schema { args, config } }) => {
-            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+            let config = match config.as_deref().map(|p| RunConfig::from_file(p, &Env::process())).transpose() {
                 Ok(c) => c.and_then(|c| c.snowflake),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -349,7 +355,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Weaviate(WeaviateArgs { command: WeaviateCommand::Schema { args, config } }) => {
-            let config = match config.as_deref().map(RunConfig::from_file).transpose() {
+            let config = match config.as_deref().map(|p| RunConfig::from_file(p, &Env::process())).transpose() {
                 Ok(c) => c.and_then(|c| c.weaviate),
                 Err(e) => {
                     eprintln!("error: {e}");
@@ -377,15 +383,13 @@ pub enum Failure {
     Run(String),
 }
 
-/// The HMAC key: `MILLIONX_PII_KEY`, else the file named by `MILLIONX_PII_KEY_FILE`, else the
+/// The HMAC key: `MILLIONX_PII_KEY` in `env`, else the file named by `MILLIONX_PII_KEY_FILE`, else the
 /// development key (with a warning). Errors: the key file cannot be read or is empty.
-pub fn pii_key() -> Result<Vec<u8>, String> {
-    if let Ok(k) = std::env::var("MILLIONX_PII_KEY") {
-        if !k.is_empty() {
-            return Ok(k.into_bytes());
-        }
+pub fn pii_key(env: &Env) -> Result<Vec<u8>, String> {
+    if let Some(k) = env.get("MILLIONX_PII_KEY") {
+        return Ok(k.into_bytes());
     }
-    if let Ok(path) = std::env::var("MILLIONX_PII_KEY_FILE") {
+    if let Some(path) = env.get("MILLIONX_PII_KEY_FILE") {
         let k = std::fs::read(&path).map_err(|e| format!("MILLIONX_PII_KEY_FILE ({path}): {e}"))?;
         let k = k.trim_ascii().to_vec();
         if k.is_empty() {
@@ -449,21 +453,19 @@ fn is_summary_name(name: &str) -> bool {
 /// Errors: [`Failure::Usage`] for flags, configuration, key or unreadable input; [`Failure::Run`] when a
 /// worker or sink fails.
 pub fn run(args: &RunArgs) -> Result<(), Failure> {
+    let env = Env::process();
     let run_config = match &args.config {
-        Some(p) => RunConfig::from_file(p).map_err(|e| Failure::Usage(e.to_string()))?,
-        None => RunConfig::default(),
-    };
+        Some(p) => RunConfig::from_file(p, &env),
+        None => RunConfig::defaults(&env),
+    }
+    .map_err(|e| Failure::Usage(e.to_string()))?;
     let mut config = run_config.core.clone();
     let mut kafka = run_config.kafka.clone();
     let weaviate = match args.sink.contains(&SinkChoice::Weaviate) {
         false => None,
         true => {
-            let mut w = run_config.weaviate.clone().unwrap_or_default();
-            if run_config.weaviate.is_none() {
-                if let Some(url) = std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
-                    w.url = url;
-                }
-            }
+            let w =
+                run_config.weaviate.clone().unwrap_or_else(|| millionx_sink_weaviate::WeaviateConfig::from_env(&env));
             w.validate().map_err(|e| Failure::Usage(format!("weaviate: {e}")))?;
             Some(w)
         }
@@ -474,14 +476,17 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(o) = &args.out {
         config.output.dir = o.clone();
     }
-    // `MILLIONX_METRICS_LISTEN` overrides the config file's address (containers, parallel test runs);
-    // `--metrics-listen` / `--no-metrics` override both.
-    if let Some(listen) = std::env::var("MILLIONX_METRICS_LISTEN").ok().filter(|v| !v.is_empty()) {
-        config.metrics.listen = listen;
-    }
+    // `--metrics-listen` / `--no-metrics` override the file and `MILLIONX_METRICS_LISTEN` (applied by RunConfig).
     config.metrics = args.metrics.apply(config.metrics.clone()).map_err(|e| Failure::Usage(e.to_string()))?;
     config.validate().map_err(|e| Failure::Usage(e.to_string()))?;
     let timely_cfg = timely_config(args).map_err(Failure::Usage)?;
+    // First SIGINT/SIGTERM: stop reading, drain, flush (Kafka: commit), exit 0. A second one exits at once (1).
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&stop))
+            .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&stop)))
+            .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
+    }
     let mut input = match args.source {
         SourceKind::File => {
             let live = args.live_weather.source == WeatherSourceKind::Owm;
@@ -493,17 +498,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         }
         SourceKind::Kafka => {
             args.kafka.apply(&mut kafka).map_err(|e| Failure::Usage(e.to_string()))?;
-            let control = SourceControl::default();
-            // First SIGINT/SIGTERM: stop fetching, drain, flush, commit, exit 0. A second one exits at once (1).
-            for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-                signal_hook::flag::register_conditional_shutdown(signal, 1, Arc::clone(&control.stop))
-                    .and_then(|_| signal_hook::flag::register(signal, Arc::clone(&control.stop)))
-                    .map_err(|e| Failure::Run(format!("installing the signal handler: {e}")))?;
-            }
+            let checkpoint_epochs = if args.state.no_state { 0 } else { config.state.checkpoint_epochs };
+            let control = SourceControl { stop: Arc::clone(&stop), checkpoint_epochs, ..SourceControl::default() };
             Input::Kafka { config: Box::new(kafka), control }
         }
     };
-    let pii_key = pii_key().map_err(Failure::Usage)?;
+    let pii_key = pii_key(&env).map_err(Failure::Usage)?;
 
     let snowflake = match args.sink.contains(&SinkChoice::Snowflake) {
         false => None,
@@ -521,18 +521,33 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Input::Kafka { control, .. } = &mut input {
         control.metrics = Some(metrics.clone());
     }
-    let (embed, embed_config, embed_stats) = start_embedding(args, &metrics)?;
+    let (embed, embed_config, embed_stats) = start_embedding(args, &run_config.embed, &metrics)?;
     let live_weather = match args.live_weather.source {
         WeatherSourceKind::Input => None,
         WeatherSourceKind::Owm => {
             let (wcfg, every, key) =
-                live_weather_config(&args.live_weather, run_config.weather.as_ref()).map_err(Failure::Usage)?;
+                live_weather_config(&args.live_weather, run_config.weather.as_ref(), &env).map_err(Failure::Usage)?;
             Some(start_live_weather(wcfg, every, key, &input, args.process == 0, &metrics).map_err(Failure::Usage)?)
         }
     };
-    // Last start-up step: a run that cannot start leaves the previous run's output in place.
-    if args.process == 0 {
+    // Last start-up step: a run that cannot start leaves the previous run's output in place. A Kafka run
+    // with state keeps what its checkpoints cover and removes only what it will write again.
+    let state = match &input {
+        Input::Kafka { config: kafka, .. } => crate::resume::open(
+            &args.state,
+            &config,
+            kafka,
+            (args.process, args.processes, args.workers),
+            live_weather.is_some(),
+        )
+        .map_err(Failure::Usage)?,
+        Input::File => None,
+    };
+    if state.is_none() && args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
+    }
+    if let Some(b) = state.as_ref().and_then(|s| s.resume) {
+        eprintln!("state: resuming from the checkpoint at epoch {b}");
     }
     let kafka_dlq = match &input {
         Input::Kafka { config, .. } if config.produce_dlq => Some(config.clone()),
@@ -548,6 +563,8 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         embed_stats: Arc::clone(&embed_stats),
         metrics,
         live_weather,
+        stop,
+        state: state.clone(),
     };
     let errors = Arc::new(Mutex::new(Vec::new()));
     let started = Instant::now();
@@ -577,6 +594,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(feed) = reports.iter().find_map(|r| r.weather_feed.as_ref()) {
         report_feed(feed, &mut summary);
     }
+    if let Some((line, json)) = crate::resume::summary_line(&reports, state.as_ref()) {
+        println!("{line}");
+        summary["state"] = json;
+    }
     let json = serde_json::to_string_pretty(&summary).map_err(|e| Failure::Run(e.to_string()))?;
     std::fs::write(config.output.dir.join(&name), json).map_err(|e| Failure::Run(format!("writing {name}: {e}")))?;
     if let Some(path) = &args.latency_report {
@@ -590,28 +611,26 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The `--embed` pool (`None`: embeddings off), operator settings and shared counters of a run; batch
-/// latencies feed `millionx_embedding_duration_seconds`. Errors ([`Failure::Usage`]): `--embed on` without a
-/// usable model, a bad `MILLIONX_MODEL_DIR`, or an operator setting out of range (named).
+/// The embedding pool (`None`: embeddings off), operator settings and shared counters of a run: the `[embed]`
+/// table with `--embed` and `--embed-deadline-ms` over `mode` and `deadline_ms`; batch latencies feed
+/// `millionx_embedding_duration_seconds`. Errors ([`Failure::Usage`]): mode `on` without a usable model, a
+/// bad `embed.model_dir` / `MILLIONX_MODEL_DIR`, or a thread that cannot start.
 fn start_embedding(
     args: &RunArgs,
+    table: &millionx_embed::EmbedTable,
     metrics: &millionx_metrics::Metrics,
 ) -> Result<(Option<millionx_embed::EmbedPool>, millionx_embed::EmbedConfig, Arc<millionx_embed::EmbedStats>), Failure>
 {
-    let embed_config = millionx_embed::EmbedConfig {
-        deadline: std::time::Duration::from_millis(args.embed_deadline_ms),
-        ..millionx_embed::EmbedConfig::default()
-    };
-    embed_config.validate().map_err(|e| Failure::Usage(format!("--embed-deadline-ms: {e}")))?;
+    let mut embed_config = table.operator();
+    if let Some(ms) = args.embed_deadline_ms {
+        embed_config.deadline = std::time::Duration::from_millis(ms);
+    }
     let m = metrics.clone();
     let observer: millionx_embed::BatchObserver = Arc::new(move |took, _texts| m.embedding_duration(took));
-    let pool = millionx_embed::start_for_run(
-        args.embed,
-        args.embed_backend,
-        millionx_embed::PoolConfig::default(),
-        Some(observer),
-    )
-    .map_err(|e| Failure::Usage(format!("--embed: {e}")))?;
+    let mode = args.embed.unwrap_or(table.mode);
+    let backend = args.embed_backend.unwrap_or(table.backend);
+    let pool = millionx_embed::start_for_run(mode, backend, table.model_dir.as_deref(), table.pool(), Some(observer))
+        .map_err(|e| Failure::Usage(format!("{}: {e}", if args.embed.is_some() { "--embed" } else { "embed" })))?;
     if let Some(p) = &pool {
         let runtime = p.encoder().runtime();
         metrics.embedding_backend(runtime.backend, runtime.precision.as_str());

@@ -1,21 +1,24 @@
-//! The run's TOML file: the core tables (`dataflow/src/config.rs`) plus the connectors' own tables
-//! (`[weaviate]`, `[snowflake]`, `[kafka]`, `[weather]`), each parsed and validated by its crate, with
-//! unknown keys rejected everywhere.
+//! The run's TOML file: the core tables (`dataflow/src/config.rs`, which lists every key of every table) plus
+//! the connectors' own tables (`[weaviate]`, `[snowflake]`, `[kafka]`, `[weather]`, `[embed]`), each read once
+//! from the parsed document through [`ConnectorConfig::load`] with the file's `[batch]` layered under the
+//! sinks' own `[<sink>.batch]`, one [`Env`] for every environment overlay, and unknown keys rejected
+//! everywhere.
 
 use std::path::Path;
 
-use millionx_dataflow::config::{from_toml_text, Config, ConfigError};
+use millionx_dataflow::config::{from_toml_text, Config, ConfigError, ConnectorConfig, Env, Shared};
+use millionx_embed::EmbedTable;
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_weaviate::WeaviateConfig;
 use millionx_source_kafka::KafkaConfig;
 use millionx_source_weather::WeatherConfig;
 
 /// Every table of the run configuration.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunConfig {
-    /// Core tables: input, output, batch, dedup, watermark, join.
+    /// Core tables: input, output, batch, dedup, watermark, join, metrics.
     pub core: Config,
-    /// `[weaviate]`: where `--sink weaviate` writes (defaults when absent: `$WEAVIATE_URL` or localhost).
+    /// `[weaviate]`: where `--sink weaviate` writes (absent: [`WeaviateConfig::from_env`]).
     pub weaviate: Option<WeaviateConfig>,
     /// `[snowflake]`: where `--sink snowflake` writes (required for that sink).
     pub snowflake: Option<SnowflakeConfig>,
@@ -23,95 +26,143 @@ pub struct RunConfig {
     pub kafka: KafkaConfig,
     /// `[weather]`: the live OpenWeatherMap feed of `run --weather owm` (defaults when absent).
     pub weather: Option<WeatherConfig>,
+    /// `[embed]`: embedding mode, deadline, pool and model directory (defaults when absent).
+    pub embed: EmbedTable,
 }
 
-/// Parses and validates a `[weather]` table (errors name `weather.KEY`).
-fn weather_table(value: Option<toml::Value>) -> Result<Option<WeatherConfig>, ConfigError> {
-    let v = match value {
-        None => return Ok(None),
-        Some(v @ toml::Value::Table(_)) => v,
-        Some(_) => return Err(not_a_table("weather")),
-    };
-    let mut doc = toml::Table::new();
-    doc.insert("weather".to_owned(), v);
-    let text = toml::to_string(&doc).map_err(|e| ConfigError { key: "weather".into(), reason: e.to_string() })?;
-    WeatherConfig::from_toml(&text).map(Some)
+/// The connector table `T::TABLE` taken out of `doc` and loaded; `None` when absent.
+fn take<T: ConnectorConfig>(doc: &mut toml::Table, shared: &Shared<'_>, env: &Env) -> Result<Option<T>, ConfigError> {
+    doc.remove(T::TABLE).map(|v| T::load(v, shared, env)).transpose()
+}
+
+/// As [`take`], with the defaults (environment overlay applied, validated) when absent.
+fn take_or_default<T: ConnectorConfig + Default>(
+    doc: &mut toml::Table,
+    shared: &Shared<'_>,
+    env: &Env,
+) -> Result<T, ConfigError> {
+    match take(doc, shared, env)? {
+        Some(c) => Ok(c),
+        None => {
+            let mut c = T::default();
+            c.apply_env(env)?;
+            c.validate()?;
+            Ok(c)
+        }
+    }
 }
 
 impl RunConfig {
-    /// Parses TOML text. Errors: syntax, unknown keys or bad values, naming the key by its dotted path
-    /// from the file's root (`weaviate.batch.max_records`).
-    pub fn from_toml(text: &str) -> Result<RunConfig, ConfigError> {
-        let mut table: toml::Table = from_toml_text(text)?;
-        let weaviate = match table.remove("weaviate") {
-            None => None,
-            Some(toml::Value::Table(t)) => Some(WeaviateConfig::from_table(t)?),
-            Some(_) => return Err(not_a_table("weaviate")),
-        };
-        let snowflake = match table.remove("snowflake") {
-            None => None,
-            Some(toml::Value::Table(t)) => Some(
-                SnowflakeConfig::from_table(t)
-                    .map_err(|e| ConfigError { key: format!("snowflake.{}", e.key), reason: e.reason })?,
-            ),
-            Some(_) => return Err(not_a_table("snowflake")),
-        };
-        let kafka = KafkaConfig::from_table(table.remove("kafka"))
-            .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
-        let weather = weather_table(table.remove("weather"))?;
-        Ok(RunConfig { core: Config::from_table(table)?, weaviate, snowflake, kafka, weather })
+    /// Parses TOML text with `env` as the environment. Errors: syntax, unknown keys or bad values, naming the
+    /// key by its dotted path from the file's root (`weaviate.batch.max_records`).
+    pub fn from_toml(text: &str, env: &Env) -> Result<RunConfig, ConfigError> {
+        let mut doc: toml::Table = from_toml_text(text)?;
+        let batch = doc.get("batch").cloned();
+        let shared = Shared { batch: batch.as_ref() };
+        let weaviate = take(&mut doc, &shared, env)?;
+        let snowflake = take(&mut doc, &shared, env)?;
+        let kafka = take_or_default(&mut doc, &shared, env)?;
+        let weather = take(&mut doc, &shared, env)?;
+        let embed = take_or_default(&mut doc, &shared, env)?;
+        Ok(RunConfig { core: Config::from_table(doc, env)?, weaviate, snowflake, kafka, weather, embed })
     }
 
-    /// Reads and parses a TOML file.
-    pub fn from_file(path: &Path) -> Result<RunConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
-            key: "--config".into(),
-            reason: format!("cannot read {}: {e}", path.display()),
-        })?;
-        RunConfig::from_toml(&text)
+    /// Reads and parses a TOML file (see [`RunConfig::from_toml`]).
+    pub fn from_file(path: &Path, env: &Env) -> Result<RunConfig, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+        RunConfig::from_toml(&text, env)
     }
-}
 
-fn not_a_table(key: &str) -> ConfigError {
-    ConfigError { key: key.to_owned(), reason: "must be a table".to_owned() }
+    /// The configuration of a run without `--config`: every default, with `env`'s overlays.
+    pub fn defaults(env: &Env) -> Result<RunConfig, ConfigError> {
+        RunConfig::from_toml("", env)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use millionx_dataflow::config::BatchConfig;
+
+    fn parse(text: &str) -> Result<RunConfig, ConfigError> {
+        RunConfig::from_toml(text, &Env::empty())
+    }
+
+    const SNOWFLAKE: &str =
+        "[snowflake]\naccount = \"a1\"\nuser = \"u\"\n[snowflake.auth]\ntype = \"password\"\npassword = { env = \"PW\" }\n";
 
     #[test]
     fn connector_tables_are_split_off_and_validated_with_their_key() {
-        let c = RunConfig::from_toml("[batch]\nmax_records = 7\n[weaviate]\nurl = \"http://10.0.0.1:8080\"\n")
-            .expect("valid");
+        let c = parse("[batch]\nmax_records = 7\n[weaviate]\nurl = \"http://10.0.0.1:8080\"\n").expect("valid");
         assert_eq!(c.core.batch.max_records, 7);
         assert_eq!(c.weaviate.map(|w| w.url), Some("http://10.0.0.1:8080".to_owned()));
-        let e = RunConfig::from_toml("[weaviate.batch]\nmax_records = 0\n").expect_err("bad");
-        assert!(e.key.starts_with("weaviate"), "{e}");
-        let e = RunConfig::from_toml("[weaviate]\nurll = \"x\"\n").expect_err("typo");
-        assert!(e.to_string().contains("urll"), "{e}");
-        assert!(RunConfig::from_toml("").expect("empty").weaviate.is_none());
-        let c = RunConfig::from_toml("[kafka]\nbrokers = \"k:9092\"\n").expect("kafka");
+        assert!(parse("").expect("empty").weaviate.is_none());
+        let c = parse("[kafka]\nbrokers = \"k:9092\"\n").expect("kafka");
         assert_eq!(c.kafka.brokers, "k:9092");
-        let e = RunConfig::from_toml("[kafka]\nepoch_messages = 0\n").expect_err("bad");
-        assert_eq!(e.key, "kafka.epoch_messages");
-        let c = RunConfig::from_toml("[weather]\nevery = \"30m\"\nspacing_ms = 0\n").expect("weather");
+        let c = parse("[weather]\nevery = \"30m\"\nspacing_ms = 0\n").expect("weather");
         let w = c.weather.expect("[weather] kept");
         assert_eq!((w.every().expect("every").as_secs(), w.spacing_ms), (1800, 0));
-        let e = RunConfig::from_toml("[weather]\nevery = \"5s\"\n").expect_err("too often");
-        assert_eq!(e.key, "weather.every");
-        let e = RunConfig::from_toml("[weather]\nspacing = 1\n").expect_err("typo");
-        assert_eq!(e.key, "weather.spacing");
         for (text, key) in [
             ("[batch]\nmax_records = \"x\"\n", "batch.max_records"),
             ("[batch]\nmax_recordz = 3\n", "batch.max_recordz"),
+            ("[batch]\nlinger_ms = 0\n", "batch.linger_ms"),
             ("[kafka]\nbrokers = 3\n", "kafka.brokers"),
+            ("[kafka]\nepoch_messages = 0\n", "kafka.epoch_messages"),
             ("[weaviate.batch]\nmax_records = \"x\"\n", "weaviate.batch.max_records"),
+            ("[weaviate.batch]\nmax_records = 0\n", "weaviate.batch.max_records"),
+            ("[weaviate.retry]\nmax_retries = 5000\n", "weaviate.retry.max_retries"),
+            ("[weaviate]\nurll = \"x\"\n", "weaviate.urll"),
             ("[snowflake]\naccount = 1\n", "snowflake.account"),
             ("snowflake = 1\n", "snowflake"),
+            ("[weather]\nevery = \"5s\"\n", "weather.every"),
+            ("[weather]\nspacing = 1\n", "weather.spacing"),
+            ("[weather.retry]\nmax_retries = 11\n", "weather.retry.max_retries"),
+            ("[embed]\ndeadline_ms = 0\n", "embed.deadline_ms"),
+            ("[embed]\nmode = \"maybe\"\n", "embed.mode"),
             ("[batch\n", "(syntax)"),
         ] {
-            assert_eq!(RunConfig::from_toml(text).expect_err(text).key, key, "{text}");
+            assert_eq!(parse(text).expect_err(text).key, key, "{text}");
         }
+        let e = parse(&format!("{SNOWFLAKE}[snowflake.batch]\nmax_records = 0\n")).expect_err("zero");
+        assert_eq!(e.key, "snowflake.batch.max_records");
+    }
+
+    #[test]
+    fn the_shared_batch_table_layers_under_each_sink_table() {
+        let c = parse(&format!(
+            "[batch]\nmax_age_ms = 9000\nlinger_ms = 100\n[weaviate.batch]\nmax_records = 50\n{SNOWFLAKE}\
+             [snowflake.batch]\nlinger_ms = 40\n"
+        ))
+        .expect("valid");
+        assert_eq!(c.core.batch, BatchConfig { max_age_ms: 9000, linger_ms: 100, ..BatchConfig::default() });
+        let w = c.weaviate.expect("weaviate");
+        assert_eq!(w.batch, BatchConfig { max_records: 50, max_bytes: 8 << 20, max_age_ms: 9000, linger_ms: 100 });
+        let s = c.snowflake.expect("snowflake");
+        assert_eq!(s.batch, BatchConfig { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 9000, linger_ms: 40 });
+        // Without [batch], each sink keeps its own defaults.
+        let w = parse("[weaviate]\n").expect("valid").weaviate.expect("weaviate");
+        assert_eq!(w.batch, WeaviateConfig::DEFAULT_BATCH);
+    }
+
+    #[test]
+    fn environment_overlays_come_from_the_injected_env() {
+        let env = Env::from_pairs([
+            ("MILLIONX_METRICS_LISTEN", "127.0.0.1:0"),
+            ("MILLIONX_MODEL_DIR", "/models/minilm"),
+            ("WEAVIATE_URL", "http://10.9.9.9:8080"),
+        ]);
+        let c = RunConfig::from_toml("[metrics]\nlisten = \"127.0.0.1:9999\"\n[embed]\nmodel_dir = \"/x\"\n", &env)
+            .expect("valid");
+        assert_eq!(c.core.metrics.listen, "127.0.0.1:0");
+        assert_eq!(c.embed.model_dir.as_deref(), Some(Path::new("/models/minilm")));
+        let c = RunConfig::defaults(&env).expect("defaults");
+        assert_eq!(c.embed.model_dir.as_deref(), Some(Path::new("/models/minilm")));
+        assert!(c.weaviate.is_none(), "WEAVIATE_URL applies through WeaviateConfig::from_env, not as a table");
+        assert_eq!(WeaviateConfig::from_env(&env).url, "http://10.9.9.9:8080");
+        let bad = Env::from_pairs([("MILLIONX_METRICS_LISTEN", "localhost:1")]);
+        assert_eq!(RunConfig::defaults(&bad).expect_err("not IP:port").key, "metrics.listen");
+        let c = RunConfig::defaults(&Env::empty()).expect("defaults");
+        assert_eq!((c.core.metrics.listen.as_str(), c.embed.model_dir), ("127.0.0.1:9464", None));
     }
 }

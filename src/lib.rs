@@ -4,5 +4,6 @@
 pub mod cli;
 pub mod config;
 pub mod gen;
+pub mod resume;
 pub mod search;
 pub mod summary;

@@ -9,6 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use millionx_dataflow::config::{ConnectorConfig as _, Env};
 use millionx_embed::cli::{embed_texts, load_model};
 use millionx_embed::index::CLASSES;
 use millionx_embed::{Hit, LocalIndex};
@@ -51,16 +52,15 @@ pub fn search_server(args: &SearchArgs) -> Result<Option<WeaviateConfig>, String
     if args.index.is_some() {
         return Ok(None);
     }
+    let env = Env::process();
     let from_file = match &args.config {
-        Some(p) => RunConfig::from_file(p).map_err(|e| e.to_string())?.weaviate,
+        Some(p) => RunConfig::from_file(p, &env).map_err(|e| e.to_string())?.weaviate,
         None => None,
     };
     let config = match from_file {
         Some(c) => c,
-        None => match std::env::var("WEAVIATE_URL").ok().filter(|u| !u.is_empty()) {
-            Some(url) => WeaviateConfig { url, ..Default::default() },
-            None => return Ok(None),
-        },
+        None if env.get(millionx_sink_weaviate::config::URL_ENV).is_some() => WeaviateConfig::from_env(&env),
+        None => return Ok(None),
     };
     config.validate().map_err(|e| format!("weaviate: {e}"))?;
     Ok(Some(config))

@@ -452,6 +452,30 @@ fn bad_flags_and_files_fail_with_one_line_naming_them() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("bach"));
 
+    // Every connector table is validated too, naming the key from the file's root.
+    for (text, key) in [
+        ("[weaviate.retry]\nmax_retries = 5000\n", "`weaviate.retry.max_retries`"),
+        ("[weaviate.batch]\nmax_recordz = 5\n", "`weaviate.batch.max_recordz`"),
+        ("[embed]\ndeadline_ms = 0\n", "`embed.deadline_ms`"),
+        ("[weather.retry]\ninitial_backoff_ms = 0\n", "`weather.retry.initial_backoff_ms`"),
+        ("[kafka]\nepoch_messages = 0\n", "`kafka.epoch_messages`"),
+        (
+            "[snowflake]\naccount = \"a\"\nuser = \"u\"\n[snowflake.auth]\ntype = \"password\"\n\
+             password = { env = \"PW\" }\n[snowflake.batch]\nmax_records = 0\n",
+            "`snowflake.batch.max_records`",
+        ),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let r = millionx(&["validate", "--config", config.to_str().unwrap()]);
+        assert_eq!(r.status.code(), Some(2), "{text}");
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(err.contains(key), "{text}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+    }
+    std::fs::write(&config, "[embed]\nmode = \"off\"\ndeadline_ms = 250\n[weaviate.batch]\nlinger_ms = 20\n").unwrap();
+    let r = millionx(&["validate", "--config", config.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(0), "{}", String::from_utf8_lossy(&r.stderr));
+
     let r = millionx(&["run", "--embed", "off", "-w", "0"]);
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--workers"));
@@ -519,4 +543,36 @@ fn the_summary_counts_every_line_even_when_windows_closed_before_late_records() 
         late += s["late"].as_u64().unwrap();
     }
     assert!(late > 0, "the set-up must produce late observations: {summary}");
+}
+
+#[test]
+fn sigterm_during_a_file_replay_drains_flushes_and_exits_0_with_a_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    run_ok(&["gen", "--out", input.to_str().unwrap(), "--social", "40000", "--market", "40000"]);
+    // One epoch in flight of 200 lines: the replay is slow enough to be stopped mid-way.
+    let config = dir.path().join("run.toml");
+    std::fs::write(&config, "[input]\nepoch_lines = 200\nmax_epochs_in_flight = 1\n[batch]\nmax_records = 200\n").unwrap();
+    let out = dir.path().join("out");
+    let mut child = command()
+        .args(["run", "--embed", "off", "--config", config.to_str().unwrap()])
+        .args(["--input", input.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while files(&out.join("snowflake/SOCIAL_POSTS")).len() < 3 {
+        assert!(child.try_wait().unwrap().is_none(), "the replay ended before the signal");
+        assert!(std::time::Instant::now() < deadline, "no output within 120 s");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let status = wait_exit(&mut child, std::time::Duration::from_secs(60), "the replay after SIGTERM");
+    assert!(status.success(), "SIGTERM: {status}");
+    let written = ndjson(&out.join("snowflake/SOCIAL_POSTS")).len() as u64;
+    let summary = summary(&out);
+    assert!(written > 0 && written < 40000, "stopped mid-way: {written} rows");
+    assert_eq!(summary["sinks"]["snowflake/SOCIAL_POSTS"]["rows"].as_u64(), Some(written), "{summary}");
 }

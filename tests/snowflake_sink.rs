@@ -25,7 +25,12 @@ fn text(v: &Value) -> String {
 /// The rows of `sql`, each as the text of `cols` in that order.
 fn table_rows(config: &SnowflakeConfig, sql: &str, cols: &[&str]) -> BTreeSet<Vec<String>> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let client = SqlClient::new(config, config.resolve_credentials().unwrap(), Arc::new(Metrics::default())).unwrap();
+    let client = SqlClient::new(
+        config,
+        config.resolve_credentials(&millionx_dataflow::config::Env::process()).unwrap(),
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
     let rows = rt.block_on(client.execute_once(sql, None)).unwrap_or_else(|e| panic!("{sql}: {e}"));
     rows.iter().map(|r| cols.iter().map(|c| text(&r[*c])).collect()).collect()
 }
@@ -75,7 +80,10 @@ fn a_run_into_snowflake_matches_the_file_sink_row_for_row_and_replays_add_nothin
     into_snowflake();
     assert!(files(&sf_out.join("snowflake")).is_empty(), "no Snowflake files when the service is the sink");
 
-    let sf_config = millionx::config::RunConfig::from_file(&config).unwrap().snowflake.unwrap();
+    let sf_config = millionx::config::RunConfig::from_file(&config, &millionx_dataflow::config::Env::process())
+        .unwrap()
+        .snowflake
+        .unwrap();
     let cols =
         ["POST_ID", "AUTHOR_HASH", "CONTENT", "LIKES_COUNT", "PRODUCT_CATEGORY", "WEATHER_CONDITION", "KAFKA_OFFSET"];
     let expected: BTreeSet<Vec<String>> = ndjson(&files_out.join("snowflake/SOCIAL_POSTS"))

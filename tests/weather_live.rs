@@ -271,7 +271,7 @@ fn fetch_once_publishes_to_kafka_once_and_its_watermark_releases_a_kafka_fed_run
     std::fs::write(
         &config,
         "[input]\nepoch_lines = 300\n[batch]\nmax_records = 300\nmax_age_ms = 200\n\
-         [weather]\nspacing_ms = 0\nretry_min_delay_ms = 5\nretry_max_delay_ms = 10\n\
+         [weather]\nspacing_ms = 0\n[weather.retry]\ninitial_backoff_ms = 5\nmax_backoff_ms = 10\n\
          [kafka]\nepoch_messages = 300\nidle_ms = 300\ndelivery_timeout_ms = 5000\n",
     )
     .unwrap();
@@ -392,7 +392,7 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     std::fs::write(
         &config,
         "[input]\nepoch_lines = 300\n[batch]\nmax_records = 300\nmax_age_ms = 200\n\
-         [weather]\nspacing_ms = 0\nretry_min_delay_ms = 5\nretry_max_delay_ms = 10\n\
+         [weather]\nspacing_ms = 0\n[weather.retry]\ninitial_backoff_ms = 5\nmax_backoff_ms = 10\n\
          cities = [\"Dhaka\", \"Chittagong\", \"Khulna\", \"Rajshahi\", \"Barisal\", \"Rangpur\", \"Mymensingh\", \"Sylhet\"]\n",
     )
     .unwrap();

@@ -4,11 +4,13 @@
 //! (see `ops/CONTEXT.md`). Nothing here does I/O.
 
 pub mod catalog;
+pub mod checkpoint;
 pub mod city;
 pub mod config;
 pub mod dead_letter;
 pub mod quality;
 pub mod record;
+pub mod test_hook;
 pub mod time;
 pub mod watermark;
 

@@ -31,7 +31,7 @@ pub struct WatermarkReport {
     pub idle: bool,
 }
 
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize)]
 struct ReaderState {
     max: Option<EventTime>,
     done: bool,
@@ -39,7 +39,7 @@ struct ReaderState {
 }
 
 /// Folds [`WatermarkReport`]s into per-stream watermarks.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Watermarks {
     lateness_ms: BTreeMap<StreamKind, i64>,
     partitions: BTreeMap<(StreamKind, u32), BTreeMap<u32, ReaderState>>,

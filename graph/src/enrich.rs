@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use millionx_dataflow::checkpoint::SharedCheckpoints;
 use millionx_dataflow::record::{EnrichedOrder, EnrichedPost, MarketOrder, SocialPost, WeatherReading};
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
 use millionx_dataflow::Epoch;
@@ -18,7 +19,12 @@ use timely::dataflow::Stream;
 /// anonymised and where their category comes from.
 pub trait Enrich: Sized + 'static {
     /// The enriched record.
-    type Enriched: millionx_dataflow::record::Enriched + millionx_embed::EmbeddingText + Clone + 'static;
+    type Enriched: millionx_dataflow::record::Enriched
+        + millionx_embed::EmbeddingText
+        + Clone
+        + serde::Serialize
+        + serde::de::DeserializeOwned
+        + 'static;
 
     /// Anonymises the record and sets its category and confidence.
     fn enrich(self, anonymiser: &Anonymiser, categoriser: &Categoriser) -> Self::Enriched;
@@ -67,6 +73,8 @@ pub struct Enricher<'scope> {
     pub embed_config: EmbedConfig,
     /// Embedding counters shared by the process's workers.
     pub embed_stats: Arc<EmbedStats>,
+    /// The worker's checkpoint registry (the weather join's state).
+    pub checkpoints: SharedCheckpoints,
 }
 
 impl<'scope> Enricher<'scope> {
@@ -80,7 +88,13 @@ impl<'scope> Enricher<'scope> {
             (self.anonymiser.clone(), self.categoriser.clone(), self.calendar.clone());
         records
             .map(move |r| r.enrich(&anonymiser, &categoriser))
-            .weather_join(self.weather.clone(), self.reports.clone(), self.tracker.clone(), self.max_weather_age_ms)
+            .weather_join(
+                self.weather.clone(),
+                self.reports.clone(),
+                self.tracker.clone(),
+                self.max_weather_age_ms,
+                &self.checkpoints,
+            )
             .map_in_place(move |r: &mut T::Enriched| {
                 use millionx_dataflow::record::Enriched;
                 let at = calendar.at(r.meta().event_time);

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use millionx_dataflow::checkpoint::SharedCheckpoints;
 use millionx_dataflow::config::Config;
 use millionx_dataflow::watermark::WatermarkReport;
 use millionx_dataflow::{DeadLetter, Epoch, RawLine, StreamKind};
@@ -149,6 +150,9 @@ impl<'scope> Inputs<'scope> {
     /// Returns the inputs and the weather input, which [`WeatherInput::lines`] turns into lines once the
     /// record streams are validated.
     ///
+    /// `stop` ends a file replay early (SIGINT/SIGTERM; the Kafka source has its own in `SourceControl`);
+    /// `checkpoints` is the worker's registry (the Kafka source's offsets).
+    ///
     /// Errors: an input file cannot be opened; the Kafka source cannot start (broker, topics, offsets).
     #[allow(clippy::too_many_arguments)]
     pub fn build(
@@ -160,6 +164,8 @@ impl<'scope> Inputs<'scope> {
         ack: &ProbeHandle<Epoch>,
         started: &Rc<Cell<Option<Epoch>>>,
         metrics: &Metrics,
+        stop: &Arc<AtomicBool>,
+        checkpoints: &SharedCheckpoints,
     ) -> Result<(Inputs<'scope>, WeatherInput<'scope>), String> {
         let index = scope.index();
         let streams: &[StreamKind] = match live {
@@ -178,17 +184,25 @@ impl<'scope> Inputs<'scope> {
                         max_epochs_in_flight: cfg.input.max_epochs_in_flight,
                         max_message_bytes: cfg.input.max_message_bytes,
                     };
-                    let (l, d) = file_source(scope, config, probe.clone()).map_err(|e| e.to_string())?;
+                    let (l, d) =
+                        file_source(scope, config, probe.clone(), Arc::clone(stop)).map_err(|e| e.to_string())?;
                     lines.insert(stream, l);
                     dead.push(d);
                 }
                 let partitions = StreamKind::ALL.iter().map(|s| (*s, vec![0])).collect();
-                (lines, scope.concatenate(dead), Vec::new(), partitions, None, Arc::new(AtomicBool::new(false)), None)
+                (lines, scope.concatenate(dead), Vec::new(), partitions, None, Arc::clone(stop), None)
             }
             Input::Kafka { config, control } => {
-                let (streams, handle) =
-                    kafka_source_for(scope, config, streams, cfg.input.max_message_bytes, ack.clone(), control.clone())
-                        .map_err(|e| e.to_string())?;
+                let (streams, handle) = kafka_source_for(
+                    scope,
+                    config,
+                    streams,
+                    cfg.input.max_message_bytes,
+                    ack.clone(),
+                    control.clone(),
+                    checkpoints,
+                )
+                .map_err(|e| e.to_string())?;
                 let mut lines = streams.lines;
                 if live.is_some() {
                     // With the live feed, context.weather is not read.

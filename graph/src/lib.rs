@@ -26,4 +26,4 @@ mod worker;
 
 pub use inputs::{start_live_weather, Input, LiveWeather};
 pub use outputs::{Services, Target};
-pub use worker::{latency_histogram, run_worker, Settings, WorkerReport};
+pub use worker::{latency_histogram, run_worker, CheckpointReport, Settings, StateSettings, WorkerReport};

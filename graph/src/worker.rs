@@ -4,11 +4,12 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
+use millionx_dataflow::checkpoint::{Checkpoints, SharedCheckpoints, Snapshot};
 use millionx_dataflow::config::Config;
 use millionx_dataflow::quality::QualityWindow;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
@@ -29,6 +30,7 @@ use millionx_sink_format::weaviate::{Class, ObjectEncoder};
 use millionx_sink_format::SourceNaming;
 use millionx_sink_util::SinkError;
 use millionx_source_weather::live::FeedReport;
+use millionx_state::Store;
 use timely::dataflow::operators::vec::{Broadcast, Map};
 use timely::dataflow::operators::{Concat, Concatenate, Inspect, Probe};
 use timely::dataflow::{ProbeHandle, Scope, Stream};
@@ -60,6 +62,38 @@ pub struct Settings {
     pub live_weather: Option<LiveWeather>,
     /// Embedding counters shared by every worker's `embed` operators (the backlog gauge reads them).
     pub embed_stats: Arc<EmbedStats>,
+    /// Set by SIGINT/SIGTERM: the file sources end early and the graph drains (Kafka: `SourceControl::stop`).
+    pub stop: Arc<AtomicBool>,
+    /// Durable operator state (Kafka source); `None`: no checkpoints.
+    pub state: Option<StateSettings>,
+}
+
+/// Where and how often a worker checkpoints, and where it resumes.
+#[derive(Clone, Debug)]
+pub struct StateSettings {
+    /// The process's snapshot file.
+    pub store: Arc<Store>,
+    /// Epochs between two checkpoints (`state.checkpoint_epochs`).
+    pub every: Epoch,
+    /// The boundary every worker of the process resumes from (`None`: a fresh start).
+    pub resume: Option<Epoch>,
+    /// The global indices of this process's workers.
+    pub workers: std::ops::Range<usize>,
+}
+
+/// What a worker's checkpoints did.
+#[derive(Clone, Debug, Default)]
+pub struct CheckpointReport {
+    /// The boundary the worker resumed from.
+    pub resumed_from: Option<Epoch>,
+    /// Snapshots stored.
+    pub written: u64,
+    /// The newest stored boundary.
+    pub newest: Option<Epoch>,
+    /// Encoded size of the newest snapshot, bytes.
+    pub bytes: u64,
+    /// Time spent storing snapshots (encode + transaction + fsync), µs.
+    pub store_us: u64,
 }
 
 /// What one worker hands back when the run ends.
@@ -79,6 +113,8 @@ pub struct WorkerReport {
     pub sink_latency: BTreeMap<String, Histogram<u64>>,
     /// What the live weather feed did (worker 0 of a `--weather owm` run only).
     pub weather_feed: Option<FeedReport>,
+    /// What the checkpoints did (empty without state).
+    pub checkpoints: CheckpointReport,
 }
 
 /// A new latency histogram: 1 µs to 1 h, 3 significant digits.
@@ -105,13 +141,24 @@ fn build<'scope>(
     started: &Rc<Cell<Option<Epoch>>>,
     windows: &Rc<RefCell<Vec<QualityWindow>>>,
     quality_stats: &Rc<RefCell<QualityStats>>,
+    checkpoints: &SharedCheckpoints,
 ) -> Result<Built, String> {
     let cfg = &settings.config;
     let metrics = &settings.metrics;
     let reader = scope.index() as u32;
     let tracker = Watermarks::new(cfg.watermark.lateness());
-    let (mut inputs, weather_input) =
-        Inputs::build(scope, cfg, &settings.input, settings.live_weather.as_ref(), probe, ack, started, metrics)?;
+    let (mut inputs, weather_input) = Inputs::build(
+        scope,
+        cfg,
+        &settings.input,
+        settings.live_weather.as_ref(),
+        probe,
+        ack,
+        started,
+        metrics,
+        &settings.stop,
+        checkpoints,
+    )?;
 
     // Validation; each validated stream's metas feed its watermark reports and the observations.
     let (posts, posts_rejected, post_metas) = inputs.social.clone().validate(social::validate);
@@ -131,9 +178,11 @@ fn build<'scope>(
 
     // De-duplication (exchanged by key).
     let horizon_ms = cfg.dedup.horizon_hours as i64 * 3_600_000;
-    let (posts, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker.clone(), horizon_ms);
-    let (orders, orders_dup) = orders.dedup(reports.clone(), StreamKind::Market, tracker.clone(), horizon_ms);
-    let (readings, readings_dup) = readings.dedup(reports.clone(), StreamKind::Weather, tracker.clone(), horizon_ms);
+    let (posts, posts_dup) = posts.dedup(reports.clone(), StreamKind::Social, tracker.clone(), horizon_ms, checkpoints);
+    let (orders, orders_dup) =
+        orders.dedup(reports.clone(), StreamKind::Market, tracker.clone(), horizon_ms, checkpoints);
+    let (readings, readings_dup) =
+        readings.dedup(reports.clone(), StreamKind::Weather, tracker.clone(), horizon_ms, checkpoints);
 
     // Enrichment, once per record kind.
     let enricher = Enricher {
@@ -147,6 +196,7 @@ fn build<'scope>(
         embed: settings.embed.clone(),
         embed_config: settings.embed_config.clone(),
         embed_stats: Arc::clone(&settings.embed_stats),
+        checkpoints: Rc::clone(checkpoints),
     };
     let posts = enricher.enrich(posts);
     let orders = enricher.enrich(orders);
@@ -168,7 +218,7 @@ fn build<'scope>(
     ]);
     let (collected, m) = (Rc::clone(windows), metrics.clone());
     let quality = observe::metrics_tap(observations, metrics)
-        .quality_windows(reports, tracker, Rc::clone(quality_stats))
+        .quality_windows(reports, tracker, Rc::clone(quality_stats), checkpoints)
         .inspect(move |w: &QualityWindow| {
             if let Some(stream) = w.stream.map(StreamKind::name) {
                 m.quality_window_closed(stream);
@@ -234,6 +284,37 @@ fn abandon(worker: &mut Worker, error: String) -> String {
     error
 }
 
+/// Takes the newest complete snapshot into `pending` and stores it once the sinks have acknowledged every
+/// epoch before its boundary (so the files and rows of those epochs exist); then the Kafka source may
+/// commit up to it.
+///
+/// Errors: the store failed (the run stops: offsets are not committed past the last stored snapshot).
+fn store_snapshot(
+    st: &StateSettings,
+    worker: usize,
+    checkpoints: &SharedCheckpoints,
+    pending: &mut Option<(Epoch, Snapshot)>,
+    ack: &ProbeHandle<Epoch>,
+    report: &mut CheckpointReport,
+) -> Result<(), String> {
+    if let Some(newer) = checkpoints.borrow_mut().take_complete() {
+        *pending = Some(newer);
+    }
+    let Some((boundary, _)) = pending.as_ref() else { return Ok(()) };
+    if ack.less_than(boundary) {
+        return Ok(());
+    }
+    let Some((boundary, snap)) = pending.take() else { return Ok(()) };
+    let started = std::time::Instant::now();
+    let bytes = st.store.save(worker, boundary, &snap, st.workers.clone()).map_err(|e| e.to_string())?;
+    report.store_us += started.elapsed().as_micros() as u64;
+    report.written += 1;
+    report.newest = Some(boundary);
+    report.bytes = bytes as u64;
+    checkpoints.borrow_mut().set_durable(boundary);
+    Ok(())
+}
+
 /// Builds the graph on `worker` and runs it to completion (or to the first fatal sink error).
 ///
 /// Errors: an input file cannot be opened; a source or sink cannot start; a sink failed fatally (the
@@ -248,10 +329,22 @@ pub fn run_worker(
     let metrics = settings.metrics.clone();
     let windows = Rc::new(RefCell::new(Vec::new()));
     let quality_stats = Rc::new(RefCell::new(QualityStats::default()));
+    let mut policy: millionx_sink_util::BatchPolicy = cfg.batch.into();
+    policy.segment_epochs = settings.state.as_ref().map(|s| s.every);
+    let (checkpoints, mut report) = match &settings.state {
+        None => (Checkpoints::disabled(), CheckpointReport::default()),
+        Some(st) => {
+            let restored = match st.resume {
+                None => None,
+                Some(b) => Some((b, st.store.load(index, b).map_err(|e| e.to_string())?)),
+            };
+            (Checkpoints::new(st.every, restored), CheckpointReport { resumed_from: st.resume, ..Default::default() })
+        }
+    };
     let mut outputs = Outputs::new(
         cfg.output.dir.clone(),
         index,
-        cfg.batch.into(),
+        policy,
         settings.services.clone(),
         Arc::clone(&errors),
         metrics.clone(),
@@ -267,8 +360,13 @@ pub fn run_worker(
     }
 
     let built = worker.dataflow::<Epoch, _, _>(|scope: Scope<'_, Epoch>| {
-        build(scope, settings, &mut outputs, &probe, &ack, &started, &windows, &quality_stats)
+        build(scope, settings, &mut outputs, &probe, &ack, &started, &windows, &quality_stats, &checkpoints)
     })?;
+    let restore_error = checkpoints.borrow().error().map(str::to_owned);
+    if let Some(e) = restore_error {
+        return Err(abandon(worker, e));
+    }
+    let mut snapshot: Option<(Epoch, Snapshot)> = None;
 
     let mut last_in_flight = 0u64;
     let mut last_backlog = u64::MAX; // first step exports the gauge (0) when embeddings are on
@@ -292,9 +390,17 @@ pub fn run_worker(
         if let Some(e) = first_error(&errors) {
             return Err(abandon(worker, e));
         }
+        if let Some(st) = &settings.state {
+            if let Err(e) = store_snapshot(st, index, &checkpoints, &mut snapshot, &ack, &mut report) {
+                return Err(abandon(worker, e));
+            }
+        }
     }
     if let Some(e) = first_error(&errors) {
         return Err(abandon(worker, e));
+    }
+    if let Some(st) = &settings.state {
+        store_snapshot(st, index, &checkpoints, &mut snapshot, &ack, &mut report)?;
     }
     // Every sink flushed and acknowledged everything: commit the next offset of every partition read.
     if let Some(h) = built.kafka {
@@ -316,6 +422,7 @@ pub fn run_worker(
         latency,
         sink_latency,
         weather_feed: built.feed_report.map(|r| r.borrow().clone()).filter(|_| index == 0),
+        checkpoints: report,
     };
     Ok(report)
 }

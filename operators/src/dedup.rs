@@ -25,7 +25,8 @@
 //!     event_time: EventTime(0), ingest_ns: 0 }, key.to_owned());
 //! let (unique, dups) = timely::example(move |scope| {
 //!     let input = vec![r(2, "a"), r(0, "a"), r(1, "b")].to_stream(scope).container::<Vec<_>>();
-//!     let (unique, dups) = input.dedup(empty(scope), StreamKind::Social, Default::default(), 3_600_000);
+//!     let checkpoints = millionx_dataflow::checkpoint::Checkpoints::disabled();
+//!     let (unique, dups) = input.dedup(empty(scope), StreamKind::Social, Default::default(), 3_600_000, &checkpoints);
 //!     (unique.capture(), dups.capture())
 //! });
 //! let offsets = |rx: std::sync::mpsc::Receiver<Event<u64, Vec<R>>>| {
@@ -41,6 +42,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use millionx_dataflow::checkpoint::{SharedCheckpoints, Slot};
 use millionx_dataflow::record::Keyed;
 use millionx_dataflow::time::HOUR_MS;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
@@ -59,7 +61,8 @@ pub trait Dedup<'scope, T> {
     ///
     /// `watermarks` is the broadcast stream of source progress reports; `tracker` is a fresh tracker
     /// with the configured lateness; `horizon_ms` is how far (event time) behind the watermark of
-    /// `stream` a key is remembered.
+    /// `stream` a key is remembered. The watermarks and the remembered keys are checkpointed into
+    /// `checkpoints` (slot `dedup/<stream>`) and restored from it.
     #[allow(clippy::type_complexity)]
     fn dedup(
         self,
@@ -67,8 +70,12 @@ pub trait Dedup<'scope, T> {
         stream: StreamKind,
         tracker: Watermarks,
         horizon_ms: i64,
+        checkpoints: &SharedCheckpoints,
     ) -> (Stream<'scope, Epoch, Vec<T>>, Stream<'scope, Epoch, Vec<T>>);
 }
+
+/// What a checkpoint keeps: the watermarks and the remembered key hashes by event hour.
+type DedupState = (Watermarks, BTreeMap<i64, Vec<u128>>);
 
 /// The exchange route of a key (low 64 bits of its xxh3-128 hash).
 pub fn route(key: &str) -> u64 {
@@ -83,9 +90,12 @@ where
         self,
         watermarks: Stream<'scope, Epoch, Vec<WatermarkReport>>,
         stream: StreamKind,
-        mut tracker: Watermarks,
+        tracker: Watermarks,
         horizon_ms: i64,
+        checkpoints: &SharedCheckpoints,
     ) -> (Stream<'scope, Epoch, Vec<T>>, Stream<'scope, Epoch, Vec<T>>) {
+        let mut slot = Slot::new(checkpoints, format!("dedup/{}", stream.name()));
+        let (mut tracker, mut by_hour) = slot.restore::<DedupState>().unwrap_or((tracker, BTreeMap::new()));
         let mut builder = OperatorBuilder::new(format!("Dedup({})", stream.name()), self.scope());
         let mut records = builder.new_input(self, Exchange::new(|r: &T| route(&r.dedup_key())));
         let mut reports = builder.new_input(watermarks, Pipeline);
@@ -98,9 +108,9 @@ where
             let mut held = Some(caps);
             let mut record_stash = EpochStash::<T>::default();
             let mut report_stash = EpochStash::<WatermarkReport>::default();
-            // key hash → event hour; hour → keys first seen in that hour (expiry index)
-            let mut seen: HashMap<u128, i64> = HashMap::new();
-            let mut by_hour: BTreeMap<i64, Vec<u128>> = BTreeMap::new();
+            // key hash → event hour; hour → keys first seen in that hour (expiry index, the checkpointed form)
+            let mut seen: HashMap<u128, i64> =
+                by_hour.iter().flat_map(|(h, keys)| keys.iter().map(move |k| (*k, *h))).collect();
             move |frontiers| {
                 records.for_each(|cap, data| record_stash.stash(crate::progress::epoch_of(&cap), data));
                 reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
@@ -112,6 +122,9 @@ where
                 let mut unique_handle = unique_out.activate();
                 let mut dup_handle = dup_out.activate();
                 for epoch in epochs {
+                    if let Some(b) = slot.due(epoch) {
+                        slot.offer(b, &(&tracker, &by_hour));
+                    }
                     for r in report_stash.take(epoch) {
                         tracker.apply(&r);
                     }
@@ -146,7 +159,12 @@ where
                     }
                 }
                 match frontier {
-                    Some(f) => caps.iter_mut().for_each(|c| c.downgrade(&f)),
+                    Some(f) => {
+                        if let Some(b) = slot.due(f) {
+                            slot.offer(b, &(&tracker, &by_hour));
+                        }
+                        caps.iter_mut().for_each(|c| c.downgrade(&f))
+                    }
                     None => held = None,
                 }
             }

@@ -14,6 +14,7 @@ use std::rc::Rc;
 
 use hdrhistogram::Histogram;
 use millionx_dataflow::catalog::Category;
+use millionx_dataflow::checkpoint::{SharedCheckpoints, Slot};
 use millionx_dataflow::quality::QualityWindow;
 use millionx_dataflow::record::PiiReport;
 use millionx_dataflow::time::HOUR_MS;
@@ -123,6 +124,22 @@ impl OpenWindow {
         }
     }
 
+    /// The counts and the lag distribution as `(value, count)` pairs (a checkpoint's form).
+    fn save(&self) -> SavedWindow {
+        let lag = self.lag.iter().flat_map(|h| h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())));
+        (self.counts.clone(), lag.collect())
+    }
+
+    fn restore((counts, lag): SavedWindow) -> OpenWindow {
+        let mut h: Option<Histogram<u64>> = Histogram::new_with_bounds(1, 1 << 40, 2).ok();
+        if let Some(h) = h.as_mut() {
+            for (v, n) in lag {
+                let _ = h.record_n(v, n);
+            }
+        }
+        OpenWindow { counts, lag: h }
+    }
+
     fn close(mut self) -> QualityWindow {
         if let Some(h) = &self.lag {
             self.counts.lag_ms = h.iter_recorded().map(|v| (v.value_iterated_to(), v.count_at_value())).collect();
@@ -157,15 +174,31 @@ fn count(c: &mut QualityWindow, o: &Observation) {
     }
 }
 
+/// An open window as a checkpoint keeps it: the counts and the lag distribution as `(value, count)` pairs.
+type SavedWindow = (QualityWindow, Vec<(u64, u64)>);
+
+/// What a checkpoint of stage 1 keeps.
+#[derive(Serialize, Deserialize)]
+struct QualityState {
+    tracker: Watermarks,
+    open: Vec<((StreamKind, EventTime), SavedWindow)>,
+    closed_before: BTreeMap<StreamKind, EventTime>,
+    untimed: Vec<Observation>,
+    late: BTreeMap<StreamKind, u64>,
+    late_counts: BTreeMap<StreamKind, QualityWindow>,
+}
+
 /// The quality-window operator.
 pub trait QualityWindows<'scope> {
     /// Counts observations into hourly windows and emits each window once, merged over all workers,
-    /// when the watermark passes its end. `stats` receives the late counts.
+    /// when the watermark passes its end. `stats` receives the late counts. The watermarks, the open
+    /// windows and the late counts are checkpointed into `checkpoints` (slot `quality`) and restored from it.
     fn quality_windows(
         self,
         watermarks: Stream<'scope, Epoch, Vec<WatermarkReport>>,
         tracker: Watermarks,
         stats: Rc<RefCell<QualityStats>>,
+        checkpoints: &SharedCheckpoints,
     ) -> Stream<'scope, Epoch, Vec<QualityWindow>>;
 }
 
@@ -182,9 +215,12 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
     fn quality_windows(
         self,
         watermarks: Stream<'scope, Epoch, Vec<WatermarkReport>>,
-        mut tracker: Watermarks,
+        tracker: Watermarks,
         stats: Rc<RefCell<QualityStats>>,
+        checkpoints: &SharedCheckpoints,
     ) -> Stream<'scope, Epoch, Vec<QualityWindow>> {
+        let mut slot = Slot::new(checkpoints, "quality");
+        let restored = slot.restore::<QualityState>();
         let mut builder = OperatorBuilder::new("QualityPartial".to_owned(), self.scope());
         let mut observations = builder.new_input(self, Pipeline);
         let mut reports = builder.new_input(watermarks, Pipeline);
@@ -195,9 +231,31 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
             let mut held = caps.pop();
             let mut obs_stash = EpochStash::<Observation>::default();
             let mut report_stash = EpochStash::<WatermarkReport>::default();
-            let mut open: BTreeMap<(StreamKind, EventTime), OpenWindow> = BTreeMap::new();
-            let mut closed_before: BTreeMap<StreamKind, EventTime> = BTreeMap::new();
-            let mut untimed: Vec<Observation> = Vec::new();
+            let (mut tracker, mut open, mut closed_before, mut untimed) = match restored {
+                None => (tracker, BTreeMap::new(), BTreeMap::new(), Vec::new()),
+                Some(q) => {
+                    let mut st = stats.borrow_mut();
+                    st.late = q.late;
+                    st.late_counts = q.late_counts;
+                    let open = q.open.into_iter().map(|(k, w)| (k, OpenWindow::restore(w))).collect();
+                    (q.tracker, open, q.closed_before, q.untimed)
+                }
+            };
+            let saved_stats = Rc::clone(&stats);
+            let save = move |tracker: &Watermarks,
+                             open: &BTreeMap<(StreamKind, EventTime), OpenWindow>,
+                             closed_before: &BTreeMap<StreamKind, EventTime>,
+                             untimed: &Vec<Observation>| {
+                let st = saved_stats.borrow();
+                QualityState {
+                    tracker: tracker.clone(),
+                    open: open.iter().map(|(k, w)| (*k, w.save())).collect(),
+                    closed_before: closed_before.clone(),
+                    untimed: untimed.clone(),
+                    late: st.late.clone(),
+                    late_counts: st.late_counts.clone(),
+                }
+            };
             move |frontiers| {
                 observations.for_each(|cap, data| obs_stash.stash(crate::progress::epoch_of(&cap), data));
                 reports.for_each(|cap, data| report_stash.stash(crate::progress::epoch_of(&cap), data));
@@ -207,6 +265,9 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                     complete_union(obs_stash.complete_epochs(frontier).chain(report_stash.complete_epochs(frontier)));
                 let mut handle = out.activate();
                 for epoch in epochs {
+                    if let Some(b) = slot.due(epoch) {
+                        slot.offer(b, &save(&tracker, &open, &closed_before, &untimed));
+                    }
                     for r in report_stash.take(epoch) {
                         tracker.apply(&r);
                     }
@@ -261,7 +322,12 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                     }
                 }
                 match frontier {
-                    Some(f) => cap.downgrade(&f),
+                    Some(f) => {
+                        if let Some(b) = slot.due(f) {
+                            slot.offer(b, &save(&tracker, &open, &closed_before, &untimed));
+                        }
+                        cap.downgrade(&f)
+                    }
                     None => {
                         let at = *cap.time();
                         let rest: Vec<QualityWindow> =

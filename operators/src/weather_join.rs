@@ -17,7 +17,8 @@
 //! let out = timely::example(|scope| {
 //!     let posts: Vec<EnrichedPost> = Vec::new();
 //!     posts.to_stream(scope).container::<Vec<_>>()
-//!         .weather_join(empty(scope), empty(scope), Watermarks::default(), 3 * 3_600_000)
+//!         .weather_join(empty(scope), empty(scope), Watermarks::default(), 3 * 3_600_000,
+//!             &millionx_dataflow::checkpoint::Checkpoints::disabled())
 //!         .capture()
 //! });
 //! assert!(out.into_iter().all(|e| !matches!(e, Event::Messages(..))));
@@ -25,6 +26,7 @@
 
 use std::collections::BTreeMap;
 
+use millionx_dataflow::checkpoint::{SharedCheckpoints, Slot};
 use millionx_dataflow::record::{Enriched, WeatherContext, WeatherReading};
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
 use millionx_dataflow::{City, Epoch, EventTime, StreamKind};
@@ -41,18 +43,21 @@ pub const READING_RETENTION_MS: i64 = 7 * 24 * 3_600_000;
 /// The as-of join operator.
 pub trait WeatherJoin<'scope, T> {
     /// Joins each record to its city's latest reading at or before its event time (≤ `max_age_ms` old).
-    /// `readings` must be broadcast to every worker; `watermarks` is the broadcast report stream.
+    /// `readings` must be broadcast to every worker; `watermarks` is the broadcast report stream. The
+    /// watermarks, the table and the records waiting for the weather watermark are checkpointed into
+    /// `checkpoints` (slot `weather_join/<stream>`) and restored from it.
     fn weather_join(
         self,
         readings: Stream<'scope, Epoch, Vec<WeatherReading>>,
         watermarks: Stream<'scope, Epoch, Vec<WatermarkReport>>,
         tracker: Watermarks,
         max_age_ms: i64,
+        checkpoints: &SharedCheckpoints,
     ) -> Stream<'scope, Epoch, Vec<T>>;
 }
 
 /// The readings of every city by event time.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct WeatherTable {
     readings: BTreeMap<(City, EventTime), WeatherContext>,
 }
@@ -82,15 +87,20 @@ impl WeatherTable {
 
 impl<'scope, T> WeatherJoin<'scope, T> for Stream<'scope, Epoch, Vec<T>>
 where
-    T: Enriched + Clone + 'static,
+    T: Enriched + Clone + serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     fn weather_join(
         self,
         readings: Stream<'scope, Epoch, Vec<WeatherReading>>,
         watermarks: Stream<'scope, Epoch, Vec<WatermarkReport>>,
-        mut tracker: Watermarks,
+        tracker: Watermarks,
         max_age_ms: i64,
+        checkpoints: &SharedCheckpoints,
     ) -> Stream<'scope, Epoch, Vec<T>> {
+        let mut slot = Slot::new(checkpoints, format!("weather_join/{}", T::STREAM.name()));
+        let (mut tracker, mut table, mut pending) = slot
+            .restore::<(Watermarks, WeatherTable, BTreeMap<EventTime, Vec<T>>)>()
+            .unwrap_or_else(|| (tracker, WeatherTable::default(), BTreeMap::new()));
         let mut builder = OperatorBuilder::new(format!("WeatherJoin({})", T::STREAM.name()), self.scope());
         let mut records = builder.new_input(self, Pipeline);
         let mut weather = builder.new_input(readings, Pipeline);
@@ -103,8 +113,6 @@ where
             let mut record_stash = EpochStash::<T>::default();
             let mut weather_stash = EpochStash::<WeatherReading>::default();
             let mut report_stash = EpochStash::<WatermarkReport>::default();
-            let mut table = WeatherTable::default();
-            let mut pending: BTreeMap<EventTime, Vec<T>> = BTreeMap::new();
             move |frontiers| {
                 records.for_each(|cap, data| record_stash.stash(crate::progress::epoch_of(&cap), data));
                 weather.for_each(|cap, data| weather_stash.stash(crate::progress::epoch_of(&cap), data));
@@ -131,6 +139,9 @@ where
                     }
                 };
                 for epoch in epochs {
+                    if let Some(b) = slot.due(epoch) {
+                        slot.offer(b, &(&tracker, &table, &pending));
+                    }
                     for r in report_stash.take(epoch) {
                         tracker.apply(&r);
                     }
@@ -154,7 +165,12 @@ where
                     }
                 }
                 match frontier {
-                    Some(f) => cap.downgrade(&f),
+                    Some(f) => {
+                        if let Some(b) = slot.due(f) {
+                            slot.offer(b, &(&tracker, &table, &pending));
+                        }
+                        cap.downgrade(&f)
+                    }
                     None => {
                         // Every input has ended: the weather is complete, release what is left.
                         let at = *cap.time();

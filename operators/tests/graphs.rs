@@ -1,6 +1,7 @@
 //! Operator tests in timely's style: a small graph, inputs at chosen epochs, captured output, exact assertions.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+use millionx_dataflow::checkpoint::Checkpoints;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::mpsc::Receiver;
@@ -116,7 +117,13 @@ fn weather_join_waits_for_the_watermark_and_picks_the_latest_reading_within_3_ho
         worker.dataflow::<Epoch, _, _>(|scope| {
             let out = posts
                 .to_stream(scope)
-                .weather_join(weather.to_stream(scope), reports.to_stream(scope), Watermarks::default(), 3 * H)
+                .weather_join(
+                    weather.to_stream(scope),
+                    reports.to_stream(scope),
+                    Watermarks::default(),
+                    3 * H,
+                    &Checkpoints::disabled(),
+                )
                 .capture();
             tx.send(out).unwrap();
         });
@@ -163,6 +170,7 @@ fn dedup_keeps_the_first_copy_and_forgets_keys_beyond_the_horizon() {
                 StreamKind::Social,
                 Watermarks::default(),
                 24 * H,
+                &Checkpoints::disabled(),
             );
             tx.send((unique.capture(), dups.capture())).unwrap();
         });
@@ -206,6 +214,7 @@ fn quality_windows_close_on_the_watermark_with_exact_counts() {
                 reports.to_stream(scope),
                 Watermarks::default(),
                 Rc::clone(&local),
+                &Checkpoints::disabled(),
             );
             tx.send(out.capture()).unwrap();
         });

@@ -108,7 +108,7 @@ fn count(config: &SnowflakeConfig, rt: &tokio::runtime::Runtime, sql: &str) -> R
 }
 
 fn client(config: &SnowflakeConfig) -> Result<millionx_sink_snowflake::sql::client::SqlClient, String> {
-    let creds = config.resolve_credentials().map_err(|e| e.to_string())?;
+    let creds = config.resolve_credentials(&millionx_dataflow::config::Env::process()).map_err(|e| e.to_string())?;
     millionx_sink_snowflake::sql::client::SqlClient::new(config, creds, Default::default()).map_err(|e| e.to_string())
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use millionx_dataflow::config::{ConfigError, ConnectorConfig, Shared};
 use millionx_dataflow::StreamKind;
 use serde::Deserialize;
 
@@ -90,21 +91,11 @@ impl Default for KafkaConfig {
     }
 }
 
-/// A bad `[kafka]` value: the dotted key and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{key}: {reason}")]
-pub struct KafkaConfigError {
-    /// Dotted key, e.g. `kafka.epoch_messages`.
-    pub key: String,
-    /// What is wrong.
-    pub reason: String,
+fn err(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::new(&format!("kafka.{key}"), reason)
 }
 
-fn err(key: &str, reason: impl Into<String>) -> KafkaConfigError {
-    KafkaConfigError { key: format!("kafka.{key}"), reason: reason.into() }
-}
-
-fn check_brokers(key: &str, brokers: &str) -> Result<(), KafkaConfigError> {
+fn check_brokers(key: &str, brokers: &str) -> Result<(), ConfigError> {
     if brokers.trim().is_empty() {
         return Err(err(key, "must name at least one HOST:PORT"));
     }
@@ -117,21 +108,37 @@ fn check_brokers(key: &str, brokers: &str) -> Result<(), KafkaConfigError> {
     Ok(())
 }
 
+impl ConnectorConfig for KafkaConfig {
+    const TABLE: &'static str = "kafka";
+
+    fn from_value(value: toml::Value, _shared: &Shared<'_>) -> Result<KafkaConfig, ConfigError> {
+        millionx_dataflow::config::from_toml_value(value).map_err(|e| e.within(Self::TABLE))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        KafkaConfig::validate(self)
+    }
+}
+
 impl KafkaConfig {
-    /// Reads the `[kafka]` table of a parsed TOML document (absent: defaults), then validates.
-    ///
-    /// Errors: unknown key, wrong type, or a value out of range (named as `kafka.KEY`).
-    pub fn from_table(table: Option<toml::Value>) -> Result<KafkaConfig, KafkaConfigError> {
-        let config = match table {
-            None => KafkaConfig::default(),
-            Some(v) => millionx_dataflow::config::from_toml_value(v).map_err(|e| err(&e.key, e.reason))?,
-        };
-        config.validate()?;
-        Ok(config)
+    /// The `[kafka]` table of a parsed TOML document through [`ConnectorConfig::load`] (absent: the validated
+    /// defaults). Errors: unknown key, wrong type, or a value out of range (named as `kafka.KEY`).
+    pub fn from_table(
+        table: Option<toml::Value>,
+        env: &millionx_dataflow::config::Env,
+    ) -> Result<KafkaConfig, ConfigError> {
+        match table {
+            None => {
+                let config = KafkaConfig::default();
+                config.validate()?;
+                Ok(config)
+            }
+            Some(v) => KafkaConfig::load(v, &Shared::default(), env),
+        }
     }
 
     /// Checks ranges and names. Pure: no I/O.
-    pub fn validate(&self) -> Result<(), KafkaConfigError> {
+    pub fn validate(&self) -> Result<(), ConfigError> {
         check_brokers("brokers", &self.brokers)?;
         if !self.dlq_brokers.is_empty() {
             check_brokers("dlq_brokers", &self.dlq_brokers)?;
@@ -259,7 +266,7 @@ impl KafkaArgs {
     /// Applies the flags over `config` and validates the result.
     ///
     /// Errors: a flag's value is invalid (named as `--brokers` / `--group`).
-    pub fn apply(&self, config: &mut KafkaConfig) -> Result<(), KafkaConfigError> {
+    pub fn apply(&self, config: &mut KafkaConfig) -> Result<(), ConfigError> {
         if let Some(b) = &self.brokers {
             config.brokers = b.clone();
         }
@@ -269,8 +276,8 @@ impl KafkaArgs {
         config.exit_at_end |= self.exit_at_end;
         config.produce_dlq |= self.produce_dlq;
         config.validate().map_err(|e| match e.key.as_str() {
-            "kafka.brokers" if self.brokers.is_some() => KafkaConfigError { key: "--brokers".into(), reason: e.reason },
-            "kafka.group" if self.group.is_some() => KafkaConfigError { key: "--group".into(), reason: e.reason },
+            "kafka.brokers" if self.brokers.is_some() => ConfigError::new("--brokers", e.reason),
+            "kafka.group" if self.group.is_some() => ConfigError::new("--group", e.reason),
             _ => e,
         })
     }
@@ -280,6 +287,7 @@ impl KafkaArgs {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use millionx_dataflow::config::Env;
 
     fn table(text: &str) -> Option<toml::Value> {
         let mut t: toml::Table = toml::from_str(text).unwrap();
@@ -288,7 +296,7 @@ mod tests {
 
     #[test]
     fn defaults_name_the_platform_topics() {
-        let c = KafkaConfig::from_table(None).unwrap();
+        let c = KafkaConfig::from_table(None, &Env::empty()).unwrap();
         assert_eq!(c.topic(StreamKind::Social), "validated.social");
         assert_eq!(c.topic(StreamKind::Market), "validated.market");
         assert_eq!(c.topic(StreamKind::Weather), "context.weather");
@@ -298,26 +306,29 @@ mod tests {
 
     #[test]
     fn table_values_and_errors_name_the_key() {
-        let c =
-            KafkaConfig::from_table(table("[kafka]\nbrokers = \"k1:9093,k2:9093\"\nauto_offset_reset = \"latest\"\n"))
-                .unwrap();
+        let c = KafkaConfig::from_table(
+            table("[kafka]\nbrokers = \"k1:9093,k2:9093\"\nauto_offset_reset = \"latest\"\n"),
+            &Env::empty(),
+        )
+        .unwrap();
         assert_eq!(c.brokers, "k1:9093,k2:9093");
         assert_eq!(c.auto_offset_reset, OffsetReset::Latest);
-        let e = KafkaConfig::from_table(table("[kafka]\nbrokrs = \"x:1\"\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\nbrokrs = \"x:1\"\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.brokrs");
-        let e = KafkaConfig::from_table(table("[kafka]\nauto_offset_reset = \"middle\"\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\nauto_offset_reset = \"middle\"\n"), &Env::empty()).unwrap_err();
         assert!(e.reason.contains("middle"), "{e}");
-        let e = KafkaConfig::from_table(table("[kafka]\nbrokers = \"nohost\"\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\nbrokers = \"nohost\"\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.brokers");
-        let e = KafkaConfig::from_table(table("[kafka]\nepoch_messages = 0\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\nepoch_messages = 0\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.epoch_messages");
-        let e = KafkaConfig::from_table(table("[kafka]\ndlq_topic = \"validated.social\"\n")).unwrap_err();
+        let e =
+            KafkaConfig::from_table(table("[kafka]\ndlq_topic = \"validated.social\"\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.dlq_topic");
-        let e = KafkaConfig::from_table(table("[kafka]\nsocial_topic = \"bad topic\"\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\nsocial_topic = \"bad topic\"\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.social_topic");
-        let e = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 10\n")).unwrap_err();
+        let e = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 10\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.delivery_timeout_ms");
-        let c = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 2000\n")).unwrap();
+        let c = KafkaConfig::from_table(table("[kafka]\ndelivery_timeout_ms = 2000\n"), &Env::empty()).unwrap();
         assert_eq!(c.producer_config("t").get("message.timeout.ms"), Some("2000"));
     }
 

@@ -9,7 +9,7 @@
 pub mod config;
 pub mod delivery;
 
-pub use config::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
+pub use config::{KafkaArgs, KafkaConfig, OffsetReset};
 pub use delivery::CountingContext;
 
 /// Header naming a watermark marker: a message with a null payload whose header value is an event time in

@@ -8,8 +8,9 @@ use crate::error::EmbedError;
 use crate::model::{Embedder, TextEncoder};
 use crate::openvino::{locate_library, OpenVinoEmbedder, ONNX_FILE, OPENVINO_LIB_ENV};
 
-/// The embedding backend (`--embed-backend`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// The embedding backend (`embed.backend`, `--embed-backend`).
+#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum EmbedBackend {
     /// OpenVINO when its library (`MILLIONX_OPENVINO_LIB` or ops/models/fetch-openvino.sh's install) and
     /// `model.onnx` are present and load, else candle (one notice on stderr when OpenVINO is present but fails).

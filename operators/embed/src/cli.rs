@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::backend::{load_encoder, EmbedBackend};
 use crate::error::EmbedError;
-use crate::model::{locate_model_dir, TextEncoder, MODEL_FILES};
+use crate::model::{check_model_dir, locate_model_dir, TextEncoder};
 use crate::pool::{EmbedPool, PoolConfig};
 
 /// `millionx embed`: prints one JSON array of 384 numbers per text, one per line, in argument order.
@@ -32,16 +32,7 @@ pub struct EmbedArgs {
 /// `MILLIONX_MODEL_DIR` and the file, or the backend and what it lacks ([`load_encoder`]).
 pub fn load_model(dir: Option<&Path>, backend: EmbedBackend) -> Result<Arc<dyn TextEncoder>, EmbedError> {
     let dir = match dir {
-        Some(d) => {
-            if let Some(f) = MODEL_FILES.into_iter().find(|f| !d.join(f).is_file()) {
-                return Err(EmbedError::BadModelDir {
-                    key: "--model-dir",
-                    path: d.to_path_buf(),
-                    reason: format!("{f} is missing or not a file"),
-                });
-            }
-            d.to_path_buf()
-        }
+        Some(d) => check_model_dir(d, "--model-dir")?,
         None => locate_model_dir()?,
     };
     load_encoder(backend, &dir, 1)

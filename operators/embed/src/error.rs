@@ -5,10 +5,11 @@ use std::path::PathBuf;
 /// Everything that can go wrong loading or running the model, or reading a search index.
 #[derive(Debug, thiserror::Error)]
 pub enum EmbedError {
-    /// `MILLIONX_MODEL_DIR` is set but does not name a usable model directory (bad config: fails at start).
+    /// `MILLIONX_MODEL_DIR`, `embed.model_dir` or `--model-dir` does not name a usable model directory (bad
+    /// config: fails at start).
     #[error("{key}={path}: {reason}")]
     BadModelDir {
-        /// The environment variable that named the directory.
+        /// The variable, key or flag that named the directory.
         key: &'static str,
         /// The directory it named.
         path: PathBuf,

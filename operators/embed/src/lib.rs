@@ -9,6 +9,7 @@
 //! - [`pool`]: model threads with a bounded queue and a cache by text hash ([`EmbedPool`], [`EmbedClient`]).
 //! - [`operator`]: the timely `embed` operator ([`Embed`]): batching by count and age, a per-record deadline.
 //! - [`run`]: `millionx run --embed auto|on|off` ([`EmbedMode`], [`start_for_run`]).
+//! - [`config`]: the run file's `[embed]` table ([`EmbedTable`]).
 //! - [`text`]: which text of a record is embedded ([`EmbeddingText`]).
 //! - [`cli`]: `millionx embed`.
 //! - [`index`]: the local vector index over the file sink's Weaviate batch files (`millionx search`, in the
@@ -18,6 +19,7 @@
 
 pub mod backend;
 pub mod cli;
+pub mod config;
 pub mod error;
 pub mod index;
 pub mod model;
@@ -30,11 +32,12 @@ pub mod tokens;
 
 pub use backend::{load_encoder, EmbedBackend, Precision, Runtime};
 pub use cli::{run_embed, EmbedArgs};
+pub use config::EmbedTable;
 pub use error::EmbedError;
 pub use index::{Hit, LocalIndex};
 pub use model::{
-    cosine, load_from_env, locate_model_dir, prefer_pool_parallelism, Embedder, TextEncoder, DIMS, MODEL_DIR_ENV,
-    MODEL_NAME,
+    check_model_dir, cosine, load_from_env, locate_model_dir, prefer_pool_parallelism, Embedder, TextEncoder, DIMS,
+    MODEL_DIR_ENV, MODEL_NAME,
 };
 pub use openvino::{OpenVinoEmbedder, OPENVINO_LIB_ENV};
 pub use operator::{Embed, EmbedConfig, EmbedStats};

@@ -42,20 +42,25 @@ pub fn default_model_dir() -> Option<PathBuf> {
 /// embeddings are off ([`EmbedError::NoModel`]).
 pub fn locate_model_dir() -> Result<PathBuf, EmbedError> {
     if let Some(dir) = std::env::var_os(MODEL_DIR_ENV).filter(|v| !v.is_empty()) {
-        let dir = PathBuf::from(dir);
-        return match missing_file(&dir) {
-            None => Ok(dir),
-            Some(file) => Err(EmbedError::BadModelDir {
-                key: MODEL_DIR_ENV,
-                reason: format!("{file} is missing or not a file"),
-                path: dir,
-            }),
-        };
+        return check_model_dir(Path::new(&dir), MODEL_DIR_ENV);
     }
     let dir = default_model_dir().unwrap_or_else(|| PathBuf::from(".cache/millionx").join(MODEL_NAME));
     match missing_file(&dir) {
         None => Ok(dir),
         Some(_) => Err(EmbedError::NoModel(dir)),
+    }
+}
+
+/// `dir` when it holds every file of [`MODEL_FILES`]; else [`EmbedError::BadModelDir`] naming `key` (the flag,
+/// key or variable that named `dir`) and the first missing file.
+pub fn check_model_dir(dir: &Path, key: &'static str) -> Result<PathBuf, EmbedError> {
+    match missing_file(dir) {
+        None => Ok(dir.to_path_buf()),
+        Some(file) => Err(EmbedError::BadModelDir {
+            key,
+            reason: format!("{file} is missing or not a file"),
+            path: dir.to_path_buf(),
+        }),
     }
 }
 

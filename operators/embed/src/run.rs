@@ -1,15 +1,16 @@
 //! Turning embeddings on for `millionx run`: the `--embed auto|on|off` mode and the pool it starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
 
 use crate::backend::{load_encoder, EmbedBackend};
 use crate::error::EmbedError;
-use crate::model::{locate_model_dir, TextEncoder, MODEL_DIR_ENV, MODEL_NAME};
+use crate::model::{check_model_dir, locate_model_dir, TextEncoder, MODEL_DIR_ENV, MODEL_NAME};
 use crate::pool::{BatchObserver, EmbedPool, PoolConfig};
 
-/// Whether `millionx run` embeds posts and orders (`--embed`).
-#[derive(clap::ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// Whether `millionx run` embeds posts and orders (`embed.mode`, `--embed`).
+#[derive(clap::ValueEnum, serde::Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
 pub enum EmbedMode {
     /// On when the model loads; otherwise one notice on stderr (naming the directory and the reason) and the
     /// run goes on without vectors (embedding coverage then reads 0%). A `MILLIONX_MODEL_DIR` that names a
@@ -22,8 +23,9 @@ pub enum EmbedMode {
     Off,
 }
 
-/// Loads the model as `mode` says, on `backend` with `threads` pool threads: `Ok(Some((encoder, directory)))`
-/// embeddings on, `Ok(None)` off.
+/// Loads the model as `mode` says, from `model_dir` (`embed.model_dir`, which `MILLIONX_MODEL_DIR` overrides)
+/// when given, else from [`locate_model_dir`], on `backend` with `threads` pool threads:
+/// `Ok(Some((encoder, directory)))` embeddings on, `Ok(None)` off.
 ///
 /// Errors: with [`EmbedMode::On`], any reason the model cannot be used ([`EmbedError::NoModel`],
 /// [`EmbedError::BadModelDir`], [`EmbedError::ModelFile`], [`EmbedError::WrongModel`]); with
@@ -33,13 +35,18 @@ pub enum EmbedMode {
 pub fn load_for_run(
     mode: EmbedMode,
     backend: EmbedBackend,
+    model_dir: Option<&Path>,
     threads: usize,
 ) -> Result<Option<(Arc<dyn TextEncoder>, PathBuf)>, EmbedError> {
+    let locate = || match model_dir {
+        Some(dir) => check_model_dir(dir, "embed.model_dir"),
+        None => locate_model_dir(),
+    };
     let load = |dir: PathBuf| load_encoder(backend, &dir, threads).map(|e| (e, dir));
     match mode {
         EmbedMode::Off => Ok(None),
-        EmbedMode::On => Ok(Some(load(locate_model_dir()?)?)),
-        EmbedMode::Auto => match locate_model_dir().and_then(load) {
+        EmbedMode::On => Ok(Some(load(locate()?)?)),
+        EmbedMode::Auto => match locate().and_then(load) {
             Ok(model) => Ok(Some(model)),
             Err(
                 e @ (EmbedError::BadModelDir { .. }
@@ -67,10 +74,11 @@ pub fn load_for_run(
 pub fn start_for_run(
     mode: EmbedMode,
     backend: EmbedBackend,
+    model_dir: Option<&Path>,
     config: PoolConfig,
     observer: Option<BatchObserver>,
 ) -> Result<Option<EmbedPool>, EmbedError> {
-    match load_for_run(mode, backend, config.threads)? {
+    match load_for_run(mode, backend, model_dir, config.threads)? {
         None => Ok(None),
         Some((model, dir)) => {
             let runtime = model.runtime();

@@ -1,10 +1,15 @@
-//! `[snowflake]` configuration: parsed with unknown keys rejected, checked by a pure
-//! [`SnowflakeConfig::validate`] before any network I/O, secrets resolved from env or a file at start.
+//! `[snowflake]` configuration through [`ConnectorConfig`]: parsed with unknown keys rejected, checked by a
+//! pure [`ConnectorConfig::validate`] before any network I/O, secrets resolved from env or a file at start.
+//! Every key and default is listed in `millionx_dataflow::config` (the run file reference);
+//! `[snowflake.batch]` and `[snowflake.retry]` use the shared [`BatchConfig`] / [`RetryConfig`] keys.
 
 use std::fmt;
 use std::path::PathBuf;
-use std::time::Duration;
 
+use millionx_dataflow::config::policy::retry;
+use millionx_dataflow::config::{
+    parse_table, table_of, BatchConfig, ConfigError, ConnectorConfig, Env, RetryConfig, Shared,
+};
 use millionx_sink_util::{BatchPolicy, Framing};
 use serde::Deserialize;
 
@@ -13,18 +18,8 @@ use serde::Deserialize;
 /// Source: Snowflake docs, "Semi-structured data size limitations" (16 MB compressed/uncompressed VARIANT).
 pub const MAX_BATCH_BYTES: usize = 15 << 20;
 
-/// Config problem, naming the key (`snowflake.<key>`) and the reason.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("snowflake.{key}: {reason}")]
-pub struct ConfigError {
-    /// Dotted key below `snowflake`.
-    pub key: String,
-    /// Why it is rejected.
-    pub reason: String,
-}
-
 fn err(key: &str, reason: impl Into<String>) -> ConfigError {
-    ConfigError { key: key.to_owned(), reason: reason.into() }
+    ConfigError::new(&format!("snowflake.{key}"), reason)
 }
 
 /// How rows reach Snowflake.
@@ -81,12 +76,14 @@ pub struct SnowflakeConfig {
     pub method: Method,
     /// Authentication.
     pub auth: AuthConfig,
-    /// Flush policy.
-    #[serde(default)]
-    pub batch: BatchSettings,
-    /// Transient-failure retries.
-    #[serde(default)]
-    pub retry: RetrySettings,
+    /// `[snowflake.batch]` over `[batch]` over [`SnowflakeConfig::DEFAULT_BATCH`]: max_records 1..=100,000,
+    /// max_bytes 1 KiB..=[`MAX_BATCH_BYTES`].
+    #[serde(skip)]
+    pub batch: BatchConfig,
+    /// `[snowflake.retry]` over [`SnowflakeConfig::DEFAULT_RETRY`] (max_retries ≤ 100): jittered exponential
+    /// backoff for network errors, HTTP 429/5xx, expired sessions and Snowflake's transient codes.
+    #[serde(skip)]
+    pub retry: RetryConfig,
     /// `sql_batch` settings.
     #[serde(default)]
     pub sql: SqlSettings,
@@ -138,55 +135,6 @@ pub enum AuthConfig {
         #[serde(default)]
         passphrase: Option<SecretSource>,
     },
-}
-
-/// `[snowflake.batch]`.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct BatchSettings {
-    /// Rows per batch (1..=100,000). Default 1,000.
-    pub max_records: usize,
-    /// UTF-8 bytes per batch body (1 KiB..=15 MiB, [`MAX_BATCH_BYTES`]). Default 8 MiB.
-    pub max_bytes: usize,
-    /// Age of the oldest row in an open batch before it is flushed, ms (≥ 1). Default 60,000.
-    pub max_age_ms: u64,
-}
-
-impl Default for BatchSettings {
-    fn default() -> Self {
-        BatchSettings { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 60_000 }
-    }
-}
-
-/// `[snowflake.retry]`: jittered exponential backoff for network errors, HTTP 429/5xx, expired
-/// sessions and Snowflake's transient codes.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetrySettings {
-    /// Retries after the first attempt (0..=100). Default 10.
-    pub max_retries: usize,
-    /// First backoff, ms (≥ 1). Default 200.
-    pub initial_backoff_ms: u64,
-    /// Longest backoff, ms (≥ initial). Default 10,000.
-    pub max_backoff_ms: u64,
-}
-
-impl Default for RetrySettings {
-    fn default() -> Self {
-        RetrySettings { max_retries: 10, initial_backoff_ms: 200, max_backoff_ms: 10_000 }
-    }
-}
-
-impl RetrySettings {
-    /// The backoff policy: exponential ×2 from `initial_backoff_ms`, capped at `max_backoff_ms`, full jitter.
-    pub fn backoff(&self) -> backon::ExponentialBuilder {
-        backon::ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.initial_backoff_ms))
-            .with_max_delay(Duration::from_millis(self.max_backoff_ms))
-            .with_max_times(self.max_retries)
-            .with_factor(2.0)
-            .with_jitter()
-    }
 }
 
 /// `[snowflake.sql]`.
@@ -278,28 +226,30 @@ fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
-impl SnowflakeConfig {
-    /// Parses the `[snowflake]` table from TOML text (unknown keys rejected) and validates it.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first bad key.
-    pub fn from_toml(text: &str) -> Result<SnowflakeConfig, ConfigError> {
-        let config: SnowflakeConfig =
-            millionx_dataflow::config::from_toml_text(text).map_err(|e| err(&e.key, e.reason))?;
-        config.validate()?;
-        Ok(config)
+impl ConnectorConfig for SnowflakeConfig {
+    const TABLE: &'static str = "snowflake";
+
+    fn from_value(value: toml::Value, shared: &Shared<'_>) -> Result<SnowflakeConfig, ConfigError> {
+        let mut table = table_of(value, Self::TABLE)?;
+        let batch = shared.batch(Self::TABLE, Self::DEFAULT_BATCH, table.remove("batch"))?;
+        let retry = retry(Self::TABLE, Self::DEFAULT_RETRY, table.remove("retry"))?;
+        let config: SnowflakeConfig = parse_table(table, Self::TABLE)?;
+        Ok(SnowflakeConfig { batch, retry, ..config })
     }
 
-    /// Takes the already-parsed `[snowflake]` table (e.g. from the pipeline's config file) and validates it.
-    ///
-    /// # Errors
-    /// A [`ConfigError`] naming the first bad key.
-    pub fn from_table(table: toml::Table) -> Result<SnowflakeConfig, ConfigError> {
-        let config: SnowflakeConfig =
-            millionx_dataflow::config::from_toml_value(toml::Value::Table(table)).map_err(|e| err(&e.key, e.reason))?;
-        config.validate()?;
-        Ok(config)
+    fn validate(&self) -> Result<(), ConfigError> {
+        SnowflakeConfig::validate(self)
     }
+}
+
+impl SnowflakeConfig {
+    /// Batch defaults: 1,000 rows, 8 MiB, 60 s, linger 500 ms.
+    pub const DEFAULT_BATCH: BatchConfig =
+        BatchConfig { max_records: 1000, max_bytes: 8 << 20, max_age_ms: 60_000, linger_ms: 500 };
+
+    /// Retry defaults: 10 retries, 200 ms doubling to 10 s.
+    pub const DEFAULT_RETRY: RetryConfig =
+        RetryConfig { max_retries: 10, initial_backoff_ms: 200, max_backoff_ms: 10_000 };
 
     /// Checks every key without I/O (no env, no files, no network).
     ///
@@ -345,29 +295,8 @@ impl SnowflakeConfig {
         if self.method == Method::SnowpipeStreaming && !matches!(self.auth, AuthConfig::KeyPair { .. }) {
             return Err(err("auth.type", "snowpipe_streaming needs key_pair authentication (JWT)"));
         }
-        let b = &self.batch;
-        if !(1..=100_000).contains(&b.max_records) {
-            return Err(err("batch.max_records", "must be 1..=100000"));
-        }
-        if !(1024..=MAX_BATCH_BYTES).contains(&b.max_bytes) {
-            return Err(err(
-                "batch.max_bytes",
-                format!("must be 1024..={MAX_BATCH_BYTES} (Snowflake's 16 MB VARIANT/request limit)"),
-            ));
-        }
-        if b.max_age_ms == 0 {
-            return Err(err("batch.max_age_ms", "must be ≥ 1"));
-        }
-        let r = &self.retry;
-        if r.max_retries > 100 {
-            return Err(err("retry.max_retries", "must be ≤ 100"));
-        }
-        if r.initial_backoff_ms == 0 {
-            return Err(err("retry.initial_backoff_ms", "must be ≥ 1"));
-        }
-        if r.max_backoff_ms < r.initial_backoff_ms {
-            return Err(err("retry.max_backoff_ms", "must be ≥ retry.initial_backoff_ms"));
-        }
+        self.batch.validate("snowflake.batch", 100_000, MAX_BATCH_BYTES)?;
+        self.retry.validate("snowflake.retry", 100)?;
         if !(1..=16).contains(&self.sql.max_in_flight) {
             return Err(err("sql.max_in_flight", "must be 1..=16"));
         }
@@ -409,27 +338,22 @@ impl SnowflakeConfig {
 
     /// The flush policy for the batching driver.
     pub fn batch_policy(&self) -> BatchPolicy {
-        BatchPolicy {
-            max_records: self.batch.max_records,
-            max_bytes: self.batch.max_bytes,
-            max_age: Duration::from_millis(self.batch.max_age_ms),
-            linger: BatchPolicy::DEFAULT_LINGER,
-        }
+        self.batch.into()
     }
 
-    /// Reads the secrets from their env variables or files.
+    /// Reads the secrets from their variables in `env` or their files.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the key whose variable is unset or whose file is unreadable (the secret
     /// itself is never part of the message).
-    pub fn resolve_credentials(&self) -> Result<Credentials, ConfigError> {
+    pub fn resolve_credentials(&self, env: &Env) -> Result<Credentials, ConfigError> {
         match &self.auth {
             AuthConfig::Password { password } => {
-                Ok(Credentials::Password(read_secret("auth.password", password, true)?))
+                Ok(Credentials::Password(read_secret("auth.password", password, true, env)?))
             }
             AuthConfig::KeyPair { private_key, passphrase } => Ok(Credentials::KeyPair {
-                pem: read_secret("auth.private_key", private_key, false)?,
-                passphrase: passphrase.as_ref().map(|p| read_secret("auth.passphrase", p, true)).transpose()?,
+                pem: read_secret("auth.private_key", private_key, false, env)?,
+                passphrase: passphrase.as_ref().map(|p| read_secret("auth.passphrase", p, true, env)).transpose()?,
             }),
         }
     }
@@ -444,9 +368,9 @@ fn check_source(key: &str, s: &SecretSource) -> Result<(), ConfigError> {
     }
 }
 
-fn read_secret(key: &str, s: &SecretSource, first_line: bool) -> Result<Secret, ConfigError> {
+fn read_secret(key: &str, s: &SecretSource, first_line: bool, env: &Env) -> Result<Secret, ConfigError> {
     let raw = match (&s.env, &s.file) {
-        (Some(var), _) => std::env::var(var).map_err(|_| err(key, format!("environment variable {var} is not set")))?,
+        (Some(var), _) => env.get(var).ok_or_else(|| err(key, format!("environment variable {var} is not set")))?,
         (None, Some(path)) => std::fs::read_to_string(path)
             .map_err(|e| err(key, format!("cannot read {}: {}", path.display(), e.kind())))?,
         (None, None) => return Err(err(key, "no source")),
@@ -461,6 +385,7 @@ fn read_secret(key: &str, s: &SecretSource, first_line: bool) -> Result<Secret, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     const BASE: &str = r#"
 account = "myorg-acct1"
@@ -486,11 +411,12 @@ password = { env = "SF_PW" }
     #[test]
     fn parses_from_an_embedded_table() {
         let table: toml::Table = toml::from_str(BASE).expect("toml");
-        let c = SnowflakeConfig::from_table(table).expect("valid");
+        let c = SnowflakeConfig::load(toml::Value::Table(table), &Shared::default(), &Env::empty()).expect("valid");
         assert_eq!(c.user, "loader");
         let mut table: toml::Table = toml::from_str(BASE).expect("toml");
         table.insert("method".into(), toml::Value::String("carrier_pigeon".into()));
-        let e = SnowflakeConfig::from_table(table).expect_err("rejected");
+        let e =
+            SnowflakeConfig::load(toml::Value::Table(table), &Shared::default(), &Env::empty()).expect_err("rejected");
         assert!(e.reason.contains("carrier_pigeon"), "{e}");
     }
 
@@ -498,29 +424,35 @@ password = { env = "SF_PW" }
     fn bad_keys_are_named() {
         let unknown = SnowflakeConfig::from_toml(&format!("colour = 1\n{BASE}")).expect_err("rejected");
         assert!(unknown.reason.contains("colour"), "{unknown}");
-        assert_eq!(unknown.key, "colour");
+        assert_eq!(unknown.key, "snowflake.colour");
         let wrong = SnowflakeConfig::from_toml(&format!("{BASE}[retry]\nmax_retries = \"many\"\n")).expect_err("type");
-        assert_eq!(wrong.to_string().split(':').next(), Some("snowflake.retry.max_retries"), "{wrong}");
+        assert_eq!(wrong.key, "snowflake.retry.max_retries", "{wrong}");
+        let e = SnowflakeConfig::from_toml(&format!("{BASE}[batch]\nmax_records = 0\n")).expect_err("zero");
+        assert_eq!(e.key, "snowflake.batch.max_records", "{e}");
+        let e = SnowflakeConfig::from_toml(&format!("{BASE}[retry]\nmax_retries = 101\n")).expect_err("cap");
+        assert_eq!(e.key, "snowflake.retry.max_retries", "{e}");
+        let e = SnowflakeConfig::from_toml(&format!("{BASE}[batch]\nmax_bytes_ = 1\n")).expect_err("typo");
+        assert_eq!(e.key, "snowflake.batch.max_bytes_", "{e}");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
         c.batch.max_bytes = 32 << 20;
-        assert_eq!(c.validate().expect_err("rejected").key, "batch.max_bytes");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.batch.max_bytes");
         c.batch.max_bytes = 1 << 20;
         c.schema = "RAW DATA".into();
-        assert_eq!(c.validate().expect_err("rejected").key, "schema");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.schema");
         c.schema = "RAW_DATA".into();
         c.method = Method::SnowpipeStreaming;
-        assert_eq!(c.validate().expect_err("rejected").key, "auth.type");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.auth.type");
         c.method = Method::SqlBatch;
         c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: Some("b".into()) } };
-        assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.auth.password");
         c.auth = AuthConfig::Password { password: SecretSource::default() };
-        assert_eq!(c.validate().expect_err("rejected").key, "auth.password");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.auth.password");
         c.auth = AuthConfig::Password { password: SecretSource { env: Some("A".into()), file: None } };
         c.retry.max_backoff_ms = 1;
-        assert_eq!(c.validate().expect_err("rejected").key, "retry.max_backoff_ms");
-        c.retry = RetrySettings::default();
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.retry.max_backoff_ms");
+        c.retry = SnowflakeConfig::DEFAULT_RETRY;
         c.host = Some("ftp://x".into());
-        assert_eq!(c.validate().expect_err("rejected").key, "host");
+        assert_eq!(c.validate().expect_err("rejected").key, "snowflake.host");
     }
 
     #[test]
@@ -530,7 +462,7 @@ password = { env = "SF_PW" }
         std::fs::write(&path, "s3cret\n").expect("write");
         let mut c = SnowflakeConfig::from_toml(BASE).expect("valid");
         c.auth = AuthConfig::Password { password: SecretSource { env: None, file: Some(path) } };
-        let creds = c.resolve_credentials().expect("readable");
+        let creds = c.resolve_credentials(&Env::empty()).expect("readable");
         match &creds {
             Credentials::Password(p) => assert_eq!(p.expose(), "s3cret"),
             other => panic!("unexpected {other:?}"),
@@ -539,8 +471,13 @@ password = { env = "SF_PW" }
         c.auth = AuthConfig::Password {
             password: SecretSource { env: Some("MILLIONX_TEST_UNSET_VARIABLE_42".into()), file: None },
         };
-        let e = c.resolve_credentials().expect_err("rejected");
-        assert_eq!(e.key, "auth.password");
+        let e = c.resolve_credentials(&Env::empty()).expect_err("rejected");
+        assert_eq!(e.key, "snowflake.auth.password");
         assert!(e.reason.contains("MILLIONX_TEST_UNSET_VARIABLE_42"));
+        let env = Env::from_pairs([("MILLIONX_TEST_UNSET_VARIABLE_42", " pw-from-env \n")]);
+        match c.resolve_credentials(&env).expect("from the injected env") {
+            Credentials::Password(p) => assert_eq!(p.expose(), "pw-from-env"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

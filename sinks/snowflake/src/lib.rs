@@ -119,7 +119,8 @@ impl SnowflakeSink {
     pub fn connect(config: &SnowflakeConfig) -> Result<SnowflakeSink, SinkError> {
         let fail = |message: String| SinkError { sink: "snowflake".into(), message };
         config.validate().map_err(|e| fail(e.to_string()))?;
-        let credentials = config.resolve_credentials().map_err(|e| fail(e.to_string()))?;
+        let credentials =
+            config.resolve_credentials(&millionx_dataflow::config::Env::process()).map_err(|e| fail(e.to_string()))?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("snowflake-sink")

@@ -130,7 +130,8 @@ pub fn run_schema(args: &SchemaArgs, config: Option<&SnowflakeConfig>, mut out: 
         }
         return Ok(());
     }
-    let credentials = config.resolve_credentials().map_err(|e| e.to_string())?;
+    let credentials =
+        config.resolve_credentials(&millionx_dataflow::config::Env::process()).map_err(|e| e.to_string())?;
     let client = SqlClient::new(config, credentials, Arc::new(Metrics::default())).map_err(|e| e.to_string())?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
     let n = runtime.block_on(apply_schema(&client, &mut out))?;
@@ -141,6 +142,7 @@ pub fn run_schema(args: &SchemaArgs, config: Option<&SnowflakeConfig>, mut out: 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use millionx_dataflow::config::ConnectorConfig as _;
 
     #[test]
     fn splits_at_semicolons_outside_quotes_and_comments() {

@@ -24,7 +24,7 @@ struct Db {
 
 impl Db {
     fn new(config: &SnowflakeConfig) -> Db {
-        let creds = config.resolve_credentials().expect("credentials");
+        let creds = config.resolve_credentials(&millionx_dataflow::config::Env::process()).expect("credentials");
         let client = SqlClient::new(config, creds, Arc::new(Metrics::default())).expect("client");
         Db { rt: tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime"), client }
     }

@@ -7,6 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{batch, drive, social_rows};
+use millionx_dataflow::config::ConnectorConfig as _;
 use millionx_sink_snowflake::config::SnowflakeConfig;
 use millionx_sink_snowflake::{SnowflakeSink, Table};
 use millionx_sink_util::Framing;

@@ -21,12 +21,9 @@ pub struct BatchPolicy {
     pub max_age: Duration,
     /// Age of the open batch after which it is flushed once its oldest epoch is complete upstream.
     pub linger: Duration,
-}
-
-impl BatchPolicy {
-    /// The default [`BatchPolicy::linger`], 500 ms (`[batch] linger_ms`), for sinks whose own batch settings
-    /// have no linger key.
-    pub const DEFAULT_LINGER: Duration = Duration::from_millis(500);
+    /// Checkpoint segments: when `Some(k)`, a batch holds records of one segment (`epoch / k`) only, so a
+    /// restart from a checkpoint can replace exactly the batches written after it. `None`: no segments.
+    pub segment_epochs: Option<u64>,
 }
 
 impl From<BatchConfig> for BatchPolicy {
@@ -36,6 +33,7 @@ impl From<BatchConfig> for BatchPolicy {
             max_bytes: c.max_bytes,
             max_age: Duration::from_millis(c.max_age_ms),
             linger: Duration::from_millis(c.linger_ms),
+            segment_epochs: None,
         }
     }
 }
@@ -68,6 +66,8 @@ pub struct EncodedBatch {
     pub items: Vec<Item>,
     /// The framing used, so a writer can re-frame a subset (e.g. to split a batch).
     pub framing: Framing,
+    /// The checkpoint segment of every record in the batch (see [`BatchPolicy::segment_epochs`]).
+    pub segment: Option<u64>,
 }
 
 impl EncodedBatch {
@@ -80,7 +80,7 @@ impl EncodedBatch {
     pub fn with_capacity(seq: u64, framing: Framing, bytes: usize, items: usize) -> EncodedBatch {
         let mut body = Vec::with_capacity(bytes.max(framing.open.len()));
         body.extend_from_slice(framing.open.as_bytes());
-        EncodedBatch { seq, body, items: Vec::with_capacity(items), framing }
+        EncodedBatch { seq, body, items: Vec::with_capacity(items), framing, segment: None }
     }
 
     /// Number of records.

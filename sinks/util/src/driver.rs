@@ -12,7 +12,9 @@
 //! - **linger**: the batch's oldest epoch is complete upstream (the input frontier has passed it: no record
 //!   of that epoch will still arrive) and the batch is `linger` old;
 //! - **age**: the batch is `max_age` old (its epoch may still be open, e.g. a source that never advances);
-//! - **end**: the input ended.
+//! - **end**: the input ended;
+//! - **segment**: with [`BatchPolicy::segment_epochs`], a record of another checkpoint segment than the
+//!   open batch's (a batch never spans a checkpoint boundary).
 //!
 //! Why linger: the acknowledged frontier of the run is the minimum over all sinks, and a Kafka source
 //! commits only below it and pauses `max_epochs_unacknowledged` epochs ahead of it. A sink holding a
@@ -215,11 +217,13 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                         }
                     };
                 input.for_each(|cap, data| {
+                    let segment = policy.segment_epochs.map(|k| cap.least().map_or(0, |e| e / k.max(1)));
                     for record in data.drain(..) {
                         scratch.clear();
                         encoder.encode(&*record, &mut scratch);
                         let fits = open.as_ref().is_none_or(|o| {
                             o.batch.closed_len() + framing.separator.len() + scratch.len() <= policy.max_bytes
+                                && o.batch.segment == segment
                         });
                         if !fits {
                             flush(&mut open, &mut writer, &mut in_flight);
@@ -227,11 +231,10 @@ impl<'scope, T: SinkRecord + 'static> BatchSink<'scope, T> for Stream<'scope, Ep
                         let o = open.get_or_insert_with(|| {
                             let seq = next_seq;
                             next_seq += 1;
-                            Open {
-                                batch: EncodedBatch::with_capacity(seq, framing, last_size.get().0, last_size.get().1),
-                                cap: cap.delayed(cap.least().unwrap_or(&0), 0),
-                                opened: Instant::now(),
-                            }
+                            let mut batch =
+                                EncodedBatch::with_capacity(seq, framing, last_size.get().0, last_size.get().1);
+                            batch.segment = segment;
+                            Open { batch, cap: cap.delayed(cap.least().unwrap_or(&0), 0), opened: Instant::now() }
                         });
                         if let Some(t) = cap.least() {
                             if t < o.cap.time() {
@@ -480,7 +483,13 @@ mod tests {
     }
 
     fn policy(max_records: usize, linger: Duration) -> BatchPolicy {
-        BatchPolicy { max_records, max_bytes: 1 << 20, max_age: Duration::from_secs(3600), linger }
+        BatchPolicy {
+            max_records,
+            max_bytes: 1 << 20,
+            max_age: Duration::from_secs(3600),
+            linger,
+            segment_epochs: None,
+        }
     }
 
     /// Steps until `done` holds (a guard of 60 s against a hang, not a timing assertion).

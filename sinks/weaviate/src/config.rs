@@ -1,32 +1,14 @@
-//! `[weaviate]` configuration: parsed with unknown keys rejected, checked by a pure [`WeaviateConfig::validate`]
-//! before any network I/O.
-//!
-//! ```toml
-//! [weaviate]
-//! url = "http://127.0.0.1:8080"      # base URL; the API key comes from WEAVIATE_API_KEY or api_key_file
-//! # api_key_file = "/run/secrets/weaviate-api-key"
-//! # consistency_level = "QUORUM"     # ONE | QUORUM | ALL; unset: the server's default (QUORUM)
-//! max_in_flight = 2                  # batch requests in flight (concurrency)
-//! connect_timeout_ms = 5000
-//! request_timeout_ms = 60000
-//! vector_dimensions = 384            # all-MiniLM-L6-v2
-//!
-//! [weaviate.batch]
-//! max_records = 100                  # Weaviate's guidance for objects with vectors
-//! max_bytes = 8388608
-//! max_age_ms = 5000
-//!
-//! [weaviate.retry]
-//! max_retries = 10                   # per batch, then the run stops (nothing acknowledged)
-//! initial_backoff_ms = 200
-//! max_backoff_ms = 30000
-//! split_after_timeouts = 2           # consecutive timeouts before a batch is halved
-//! ```
+//! `[weaviate]` configuration through [`ConnectorConfig`]: parsed with unknown keys rejected, checked by a pure
+//! [`ConnectorConfig::validate`] before any network I/O. Every key and default is listed in
+//! `millionx_dataflow::config` (the run file reference); `[weaviate.batch]` and `[weaviate.retry]` use the
+//! shared [`BatchConfig`] / [`RetryConfig`] keys.
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use millionx_dataflow::config::ConfigError;
+use millionx_dataflow::config::policy::retry;
+use millionx_dataflow::config::{
+    parse_table, table_of, BatchConfig, ConfigError, ConnectorConfig, Env, RetryConfig, Shared,
+};
 use millionx_sink_util::BatchPolicy;
 use serde::Deserialize;
 
@@ -86,9 +68,15 @@ pub struct WeaviateConfig {
     pub request_timeout_ms: u64,
     /// Required length of a `vector` when an object has one, 1–65,536. Default 384.
     pub vector_dimensions: usize,
-    /// Batch policy.
-    pub batch: WeaviateBatchConfig,
-    /// Retry policy.
+    /// Consecutive timeouts of one request before its objects are split in two halves (≥ 1). Default 2.
+    pub split_after_timeouts: u32,
+    /// `[weaviate.batch]` over `[batch]` over [`WeaviateConfig::DEFAULT_BATCH`]: max_records 1–10,000,
+    /// max_bytes 1 KiB–256 MiB.
+    #[serde(skip)]
+    pub batch: BatchConfig,
+    /// `[weaviate.retry]` over [`WeaviateConfig::DEFAULT_RETRY`]: retries per batch (all its requests
+    /// together, 0–1,000), then the batch fails the run.
+    #[serde(skip)]
     pub retry: RetryConfig,
 }
 
@@ -102,48 +90,10 @@ impl Default for WeaviateConfig {
             connect_timeout_ms: 5_000,
             request_timeout_ms: 60_000,
             vector_dimensions: DEFAULT_VECTOR_DIMENSIONS,
-            batch: WeaviateBatchConfig::default(),
-            retry: RetryConfig::default(),
+            split_after_timeouts: 2,
+            batch: WeaviateConfig::DEFAULT_BATCH,
+            retry: WeaviateConfig::DEFAULT_RETRY,
         }
-    }
-}
-
-/// `[weaviate.batch]`: a batch is flushed when any limit is reached.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct WeaviateBatchConfig {
-    /// Objects per batch, 1–10,000. Default 100 (Weaviate's guidance for objects carrying vectors).
-    pub max_records: usize,
-    /// Request body bytes, 1 KiB–256 MiB. Default 8 MiB.
-    pub max_bytes: usize,
-    /// Age of the oldest object in an open batch, ms (≥ 1). Default 5,000.
-    pub max_age_ms: u64,
-}
-
-impl Default for WeaviateBatchConfig {
-    fn default() -> Self {
-        WeaviateBatchConfig { max_records: 100, max_bytes: 8 << 20, max_age_ms: 5_000 }
-    }
-}
-
-/// `[weaviate.retry]`: jittered exponential backoff for transient failures.
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(deny_unknown_fields, default)]
-pub struct RetryConfig {
-    /// Retries per batch (all its requests together), 0–1,000; then the batch fails the run.
-    /// Default 10.
-    pub max_retries: u32,
-    /// First backoff, ms (≥ 1). Default 200.
-    pub initial_backoff_ms: u64,
-    /// Backoff cap, ms (≥ initial). Default 30,000.
-    pub max_backoff_ms: u64,
-    /// Consecutive timeouts of one request before its objects are split in two halves (≥ 1). Default 2.
-    pub split_after_timeouts: u32,
-}
-
-impl Default for RetryConfig {
-    fn default() -> Self {
-        RetryConfig { max_retries: 10, initial_backoff_ms: 200, max_backoff_ms: 30_000, split_after_timeouts: 2 }
     }
 }
 
@@ -169,26 +119,19 @@ impl std::fmt::Debug for ApiKey {
     }
 }
 
-impl WeaviateConfig {
-    /// Parses a `[weaviate]` table given as TOML text (the table's own keys, as in tests).
-    pub fn from_toml(text: &str) -> Result<WeaviateConfig, ConfigError> {
-        let config: WeaviateConfig =
-            millionx_dataflow::config::from_toml_text(text).map_err(|e| e.within("weaviate"))?;
-        config.validate()?;
-        Ok(config)
-    }
+impl ConnectorConfig for WeaviateConfig {
+    const TABLE: &'static str = "weaviate";
 
-    /// Takes the already-parsed `[weaviate]` table of the run file and validates it, as
-    /// [`WeaviateConfig::from_toml`].
-    pub fn from_table(table: toml::Table) -> Result<WeaviateConfig, ConfigError> {
-        let config: WeaviateConfig =
-            millionx_dataflow::config::from_toml_value(toml::Value::Table(table)).map_err(|e| e.within("weaviate"))?;
-        config.validate()?;
-        Ok(config)
+    fn from_value(value: toml::Value, shared: &Shared<'_>) -> Result<WeaviateConfig, ConfigError> {
+        let mut table = table_of(value, Self::TABLE)?;
+        let batch = shared.batch(Self::TABLE, Self::DEFAULT_BATCH, table.remove("batch"))?;
+        let retry = retry(Self::TABLE, Self::DEFAULT_RETRY, table.remove("retry"))?;
+        let config: WeaviateConfig = parse_table(table, Self::TABLE)?;
+        Ok(WeaviateConfig { batch, retry, ..config })
     }
 
     /// Checks every value. Pure: reads neither files nor the network. Errors name the key.
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&self) -> Result<(), ConfigError> {
         validate_url(&self.url).map_err(|reason| err("url", reason))?;
         if let Some(path) = &self.api_key_file {
             if path.as_os_str().is_empty() {
@@ -213,38 +156,36 @@ impl WeaviateConfig {
         if !(1..=65_536).contains(&self.vector_dimensions) {
             return Err(err("vector_dimensions", format!("must be 1–65536, got {}", self.vector_dimensions)));
         }
-        let b = &self.batch;
-        if !(1..=10_000).contains(&b.max_records) {
-            return Err(err("batch.max_records", format!("must be 1–10000, got {}", b.max_records)));
+        if self.split_after_timeouts == 0 {
+            return Err(err("split_after_timeouts", "must be at least 1"));
         }
-        if !(1024..=256 << 20).contains(&b.max_bytes) {
-            return Err(err("batch.max_bytes", format!("must be 1024–268435456 bytes, got {}", b.max_bytes)));
+        self.batch.validate("weaviate.batch", 10_000, 256 << 20)?;
+        self.retry.validate("weaviate.retry", 1_000)
+    }
+}
+
+impl WeaviateConfig {
+    /// Batch defaults: 100 objects (Weaviate's guidance for objects carrying vectors), 8 MiB, 5 s, linger 500 ms.
+    pub const DEFAULT_BATCH: BatchConfig =
+        BatchConfig { max_records: 100, max_bytes: 8 << 20, max_age_ms: 5_000, linger_ms: 500 };
+
+    /// Retry defaults: 10 retries, 200 ms doubling to 30 s.
+    pub const DEFAULT_RETRY: RetryConfig =
+        RetryConfig { max_retries: 10, initial_backoff_ms: 200, max_backoff_ms: 30_000 };
+
+    /// The configuration of a run whose file has no `[weaviate]` table: the defaults with `url` from
+    /// `WEAVIATE_URL` when that is set (a table's `url` is never overridden).
+    pub fn from_env(env: &Env) -> WeaviateConfig {
+        let mut config = WeaviateConfig::default();
+        if let Some(url) = env.get(URL_ENV) {
+            config.url = url;
         }
-        if b.max_age_ms == 0 {
-            return Err(err("batch.max_age_ms", "must be at least 1 ms"));
-        }
-        let r = &self.retry;
-        if r.max_retries > 1_000 {
-            return Err(err("retry.max_retries", format!("must be 0–1000, got {}", r.max_retries)));
-        }
-        if r.initial_backoff_ms == 0 {
-            return Err(err("retry.initial_backoff_ms", "must be at least 1 ms"));
-        }
-        if r.max_backoff_ms < r.initial_backoff_ms {
-            return Err(err(
-                "retry.max_backoff_ms",
-                format!("must be ≥ initial_backoff_ms ({}), got {}", r.initial_backoff_ms, r.max_backoff_ms),
-            ));
-        }
-        if r.split_after_timeouts == 0 {
-            return Err(err("retry.split_after_timeouts", "must be at least 1"));
-        }
-        Ok(())
+        config
     }
 
     /// The API key: the first line of `api_key_file` when set (errors name the key and never show
-    /// the content), else `WEAVIATE_API_KEY` when set and non-empty, else none.
-    pub fn resolve_api_key(&self) -> Result<Option<ApiKey>, ConfigError> {
+    /// the content), else `WEAVIATE_API_KEY` from `env` when set and non-empty, else none.
+    pub fn resolve_api_key(&self, env: &Env) -> Result<Option<ApiKey>, ConfigError> {
         if let Some(path) = &self.api_key_file {
             let text = std::fs::read_to_string(path)
                 .map_err(|e| err("api_key_file", format!("cannot read {}: {e}", path.display())))?;
@@ -254,17 +195,12 @@ impl WeaviateConfig {
             }
             return Ok(Some(ApiKey::new(key)));
         }
-        Ok(std::env::var(API_KEY_ENV).ok().map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).map(ApiKey::new))
+        Ok(env.get(API_KEY_ENV).map(|k| k.trim().to_owned()).filter(|k| !k.is_empty()).map(ApiKey::new))
     }
 
     /// The batch policy for the driver.
     pub fn batch_policy(&self) -> BatchPolicy {
-        BatchPolicy {
-            max_records: self.batch.max_records,
-            max_bytes: self.batch.max_bytes,
-            max_age: Duration::from_millis(self.batch.max_age_ms),
-            linger: BatchPolicy::DEFAULT_LINGER,
-        }
+        self.batch.into()
     }
 
     /// The base URL without a trailing slash.
@@ -294,6 +230,7 @@ pub fn validate_url(url: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn defaults_are_valid_and_documented_values() {
@@ -321,7 +258,10 @@ mod tests {
             ("connect_timeout_ms = 10\nrequest_timeout_ms = 5", "weaviate.request_timeout_ms"),
             ("[batch]\nmax_records = 0", "weaviate.batch.max_records"),
             ("[retry]\nmax_backoff_ms = 1", "weaviate.retry.max_backoff_ms"),
-            ("[retry]\nsplit_after_timeouts = 0", "weaviate.retry.split_after_timeouts"),
+            ("split_after_timeouts = 0", "weaviate.split_after_timeouts"),
+            ("[retry]\nmax_retries = 1001", "weaviate.retry.max_retries"),
+            ("[retry]\nsplit_after_timeouts = 2", "weaviate.retry.split_after_timeouts"),
+            ("[batch]\nmax_bytes = 300000000", "weaviate.batch.max_bytes"),
             ("api_key_file = \"\"", "weaviate.api_key_file"),
         ];
         for (text, key) in cases {
@@ -335,17 +275,36 @@ mod tests {
     }
 
     #[test]
+    fn the_shared_batch_table_layers_under_the_weaviate_one() {
+        let file_batch = toml::Value::Table(toml::from_str("max_records = 500\nlinger_ms = 50\n").expect("toml"));
+        let own = toml::Value::Table(toml::from_str("[batch]\nlinger_ms = 20\n").expect("toml"));
+        let c = WeaviateConfig::load(own, &Shared { batch: Some(&file_batch) }, &Env::empty()).expect("valid");
+        assert_eq!(c.batch, BatchConfig { max_records: 500, max_bytes: 8 << 20, max_age_ms: 5_000, linger_ms: 20 });
+        assert_eq!(c.batch_policy().linger, Duration::from_millis(20));
+    }
+
+    #[test]
+    fn the_environment_gives_the_url_and_the_api_key() {
+        let env = Env::from_pairs([(URL_ENV, "http://10.1.2.3:8080"), (API_KEY_ENV, " k3y \n")]);
+        let c = WeaviateConfig::from_env(&env);
+        assert_eq!(c.url, "http://10.1.2.3:8080");
+        assert_eq!(c.resolve_api_key(&env).expect("env").map(|k| k.expose().to_owned()).as_deref(), Some("k3y"));
+        assert_eq!(WeaviateConfig::from_env(&Env::empty()).url, "http://127.0.0.1:8080");
+        assert_eq!(c.resolve_api_key(&Env::empty()).expect("none"), None);
+    }
+
+    #[test]
     fn the_key_file_wins_and_is_never_shown() {
         let dir = std::env::temp_dir().join(format!("mx-weaviate-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("tmp");
         let path = dir.join("key");
         std::fs::write(&path, "s3cret-key\n").expect("write");
         let c = WeaviateConfig { api_key_file: Some(path.clone()), ..WeaviateConfig::default() };
-        let key = c.resolve_api_key().expect("read").expect("some");
+        let key = c.resolve_api_key(&Env::empty()).expect("read").expect("some");
         assert_eq!(key.expose(), "s3cret-key");
         assert_eq!(format!("{key:?}"), "ApiKey(<redacted>)");
         std::fs::write(&path, "\n").expect("write");
-        let e = c.resolve_api_key().expect_err("empty");
+        let e = c.resolve_api_key(&Env::empty()).expect_err("empty");
         assert_eq!(e.key, "weaviate.api_key_file");
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -1,7 +1,7 @@
 //! The MillionX Weaviate sink.
 //!
 //! - [`config`]: the `[weaviate]` table (URL, API key from `WEAVIATE_API_KEY` or a file, consistency
-//!   level, batch policy, concurrency, timeouts, retries) with a pure `validate()`.
+//!   level, batch policy, concurrency, timeouts, retries) with a pure `ConnectorConfig::validate`.
 //! - [`service`]: [`WeaviateWriter`], the [`millionx_sink_util::BatchWriter`] that sends
 //!   `POST /v1/batch/objects` bodies, reads every object's `result.errors`, retries transient failures
 //!   with jittered exponential backoff, splits on repeated timeouts, and turns permanent per-object

@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use millionx_dataflow::config::ConnectorConfig as _;
 use serde_json::{json, Map, Value};
 
 use crate::client::{build_client, error_message};
@@ -101,7 +102,9 @@ pub fn near_vector(
     }
     config.validate().map_err(|e| QueryError::Config(e.to_string()))?;
     let properties = class_properties(class)?;
-    let key = config.resolve_api_key().map_err(|e| QueryError::Config(e.to_string()))?;
+    let key = config
+        .resolve_api_key(&millionx_dataflow::config::Env::process())
+        .map_err(|e| QueryError::Config(e.to_string()))?;
     let client = build_client(
         key.as_ref(),
         Duration::from_millis(config.connect_timeout_ms),

@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::client::{build_client, error_message};
-use crate::config::{validate_url, WeaviateConfig, URL_ENV};
+use crate::config::{validate_url, WeaviateConfig};
 
 /// The built-in class definitions (file name, JSON text), from `ops/weaviate/`.
 pub const BUILTIN_CLASSES: &[(&str, &str)] = &[
@@ -322,7 +322,9 @@ impl SchemaClient {
     /// A client of `base_url` (validated), with the config's key and timeouts.
     pub fn new(base_url: &str, config: &WeaviateConfig) -> Result<SchemaClient, SchemaError> {
         validate_url(base_url).map_err(|e| SchemaError(format!("url: {e}")))?;
-        let key = config.resolve_api_key().map_err(|e| SchemaError(e.to_string()))?;
+        let key = config
+            .resolve_api_key(&millionx_dataflow::config::Env::process())
+            .map_err(|e| SchemaError(e.to_string()))?;
         let client = build_client(
             key.as_ref(),
             Duration::from_millis(config.connect_timeout_ms),
@@ -482,12 +484,8 @@ pub async fn schema_command(
 /// given, else `$WEAVIATE_URL`, else `http://127.0.0.1:8080`. `--force-recreate` asks on a terminal and
 /// needs `--yes` otherwise.
 pub fn run_schema(args: &SchemaArgs, config: Option<&WeaviateConfig>) -> ExitCode {
-    let config_given = config.is_some();
-    let config = config.cloned().unwrap_or_default();
-    let mut args = args.clone();
-    if args.url.is_none() && !config_given {
-        args.url = std::env::var(URL_ENV).ok().filter(|u| !u.is_empty());
-    }
+    let config =
+        config.cloned().unwrap_or_else(|| WeaviateConfig::from_env(&millionx_dataflow::config::Env::process()));
     let classes = match &args.classes_dir {
         Some(dir) => ClassDef::from_dir(dir),
         None => ClassDef::builtin(),

@@ -11,7 +11,7 @@
 //!    server's message and a reason from [`reason_kind`].
 //! 3. Transient request failures (timeouts, connection errors, 408/429/500/502/503/504, an unreadable
 //!    answer) are retried after a jittered exponential backoff (`backon`), at most
-//!    `retry.max_retries` times per batch; `retry.split_after_timeouts` consecutive timeouts of a request
+//!    `retry.max_retries` times per batch; `split_after_timeouts` consecutive timeouts of a request
 //!    halve it (the Weaviate clients' "shrink the batch" advice), and so does 413.
 //! 4. A 400/422 for the whole body (e.g. an `id` that is not a UUID) is traced to the object: the one the
 //!    message names (`objects.N.`), else by halving until the offending object is alone; it is rejected
@@ -28,7 +28,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff};
 use hdrhistogram::Histogram;
 use millionx_dataflow::config::ConfigError;
 use millionx_dataflow::Reason;
@@ -36,7 +36,9 @@ use millionx_sink_util::{BatchWriter, Completion, EncodedBatch, ItemRejection, S
 use serde::Deserialize;
 
 use crate::client::{build_client, error_message};
-use crate::config::{RetryConfig, WeaviateConfig};
+use millionx_dataflow::config::{ConnectorConfig as _, RetryConfig};
+
+use crate::config::WeaviateConfig;
 
 /// Sink name used in [`SinkError::sink`] and metrics.
 pub const SINK_NAME: &str = "weaviate";
@@ -86,6 +88,7 @@ struct Ctx {
     batch_url: String,
     vector_dimensions: usize,
     retry: RetryConfig,
+    split_after_timeouts: u32,
     permits: tokio::sync::Semaphore,
     metrics: Mutex<WeaviateMetrics>,
 }
@@ -96,13 +99,7 @@ impl Ctx {
     }
 
     fn backoff(&self) -> ExponentialBackoff {
-        ExponentialBuilder::new()
-            .with_min_delay(Duration::from_millis(self.retry.initial_backoff_ms))
-            .with_max_delay(Duration::from_millis(self.retry.max_backoff_ms))
-            .with_factor(2.0)
-            .with_jitter()
-            .with_max_times(self.retry.max_retries as usize)
-            .build()
+        self.retry.backoff().build()
     }
 }
 
@@ -121,7 +118,7 @@ impl WeaviateWriter {
     /// I/O runtime of ≤ 2 threads. Errors name the config key. No network I/O happens here.
     pub fn new(config: &WeaviateConfig) -> Result<WeaviateWriter, ConfigError> {
         config.validate()?;
-        let key = config.resolve_api_key()?;
+        let key = config.resolve_api_key(&millionx_dataflow::config::Env::process())?;
         let client = build_client(
             key.as_ref(),
             Duration::from_millis(config.connect_timeout_ms),
@@ -148,6 +145,7 @@ impl WeaviateWriter {
             batch_url,
             vector_dimensions: config.vector_dimensions,
             retry: config.retry,
+            split_after_timeouts: config.split_after_timeouts,
             permits: tokio::sync::Semaphore::new(config.max_in_flight),
             metrics: Mutex::new(WeaviateMetrics::default()),
         });
@@ -495,7 +493,7 @@ async fn write_batch(ctx: &Ctx, batch: &EncodedBatch) -> Result<WriteOutcome, Si
             Sent::Transient { timeout, message } => {
                 let delay = retry(&mut outcome, &message)?;
                 group.timeouts = if timeout { group.timeouts + 1 } else { 0 };
-                if group.timeouts >= ctx.retry.split_after_timeouts && group.indices.len() > 1 {
+                if group.timeouts >= ctx.split_after_timeouts && group.indices.len() > 1 {
                     ctx.metrics().splits += 1;
                     let (a, b) = halves(&group.indices);
                     queue.push_front(b);

@@ -15,6 +15,8 @@
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use millionx_dataflow::dead_letter::not_utf8_detail;
 use millionx_dataflow::time::now_unix_ns;
@@ -53,7 +55,8 @@ pub fn check_readable(path: &Path) -> Result<(), SourceError> {
     File::open(path).map(|_| ()).map_err(|source| SourceError { path: path.to_owned(), source })
 }
 
-/// Builds the source: `(lines, dead letters)`. `probe` watches the end of the pipeline.
+/// Builds the source: `(lines, dead letters)`. `probe` watches the end of the pipeline. Once `stop` is set
+/// (SIGINT/SIGTERM) the source ends at its next activation, as at the end of the file, so the graph drains.
 ///
 /// Errors: the file cannot be opened on this worker.
 #[allow(clippy::type_complexity)]
@@ -61,6 +64,7 @@ pub fn file_source<'scope>(
     scope: Scope<'scope, Epoch>,
     config: FileSourceConfig,
     probe: ProbeHandle<Epoch>,
+    stop: Arc<AtomicBool>,
 ) -> Result<(Stream<'scope, Epoch, Vec<RawLine>>, Stream<'scope, Epoch, Vec<DeadLetter>>), SourceError> {
     let file = File::open(&config.path).map_err(|source| SourceError { path: config.path.clone(), source })?;
     let mut reader = BufReader::with_capacity(1 << 20, file);
@@ -79,6 +83,9 @@ pub fn file_source<'scope>(
         let mut next_line: u64 = 0;
         let mut buf: Vec<u8> = Vec::with_capacity(4096);
         move |_frontiers| {
+            if stop.load(Ordering::SeqCst) {
+                caps = None;
+            }
             let Some(held) = caps.as_mut() else { return };
             let epoch = next_line / config.epoch_lines;
             if probe.less_than(&epoch.saturating_sub(config.max_epochs_in_flight)) {

@@ -44,6 +44,13 @@ impl OffsetLedger {
         out
     }
 
+    /// Where `partition` resumes once every epoch `< boundary` is done: the largest next offset recorded at
+    /// an earlier epoch, else the last commit; `None` when nothing was read or committed.
+    pub fn resume_at(&self, partition: usize, boundary: Epoch) -> Option<i64> {
+        let pending = self.pending.get(&partition).and_then(|e| e.range(..boundary).map(|(_, n)| *n).max());
+        pending.or_else(|| self.committed(partition))
+    }
+
     /// Epochs recorded and not yet acknowledged, over all partitions (for metrics and tests).
     pub fn unacknowledged_epochs(&self) -> usize {
         self.pending.values().map(BTreeMap::len).sum()
@@ -69,7 +76,9 @@ mod tests {
         l.record(1, 1, 500);
         l.record(1, 3, 501);
         assert_eq!(l.acknowledge(Some(0)), vec![]);
+        assert_eq!((l.resume_at(0, 1), l.resume_at(0, 2), l.resume_at(1, 1)), (Some(12), Some(13), None));
         assert_eq!(l.acknowledge(Some(1)), vec![(0, 12)]);
+        assert_eq!(l.resume_at(0, 1), Some(12), "from the commit once acknowledged");
         assert_eq!(l.acknowledge(Some(3)), vec![(0, 13), (1, 501)]);
         assert_eq!(l.unacknowledged_epochs(), 1);
         // Nothing new: no duplicate commit.

@@ -11,7 +11,10 @@
 //!   moves past everything emitted, so those epochs complete and get committed.
 //! - Offsets are committed ([`ledger::OffsetLedger`]) as the next offset to read, per partition, only once
 //!   the sinks' acknowledged frontier (a probe on every sink's dead-letter output) has passed every epoch that
-//!   holds an earlier message. Auto-commit and the offset store are off.
+//!   holds an earlier message, and (with durable state) not beyond the newest stored checkpoint. Auto-commit
+//!   and the offset store are off.
+//! - Checkpoints (`millionx_dataflow::checkpoint`): at every boundary the source contributes its next offset
+//!   per partition; a restored run starts at the snapshot's offsets and capability instead of the group's.
 //! - Backpressure: a partition is paused while its next epoch is more than `max_epochs_unacknowledged`
 //!   ahead of the acknowledged frontier; librdkafka's prefetch is bounded by `fetch_buffer_kib`.
 //! - Dead letters at the source: tombstones (`parse_error`), oversize (`too_large`), key-less (`missing_key`),
@@ -28,6 +31,6 @@ pub mod produce;
 pub mod source;
 
 /// The `[kafka]` table this source is configured by.
-pub use millionx_kafka_client::{KafkaArgs, KafkaConfig, KafkaConfigError, OffsetReset};
+pub use millionx_kafka_client::{KafkaArgs, KafkaConfig, OffsetReset};
 pub use produce::{run_produce, ProduceArgs};
 pub use source::{kafka_source, kafka_source_for, KafkaSourceError, KafkaSourceHandle, KafkaStreams, SourceControl};

@@ -53,7 +53,8 @@ pub fn run_produce(args: &ProduceArgs) -> Result<(), String> {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| format!("--config {}: {e}", p.display()))?;
             let mut table: toml::Table = toml::from_str(&text).map_err(|e| format!("--config {}: {e}", p.display()))?;
-            KafkaConfig::from_table(table.remove("kafka")).map_err(|e| e.to_string())?
+            KafkaConfig::from_table(table.remove("kafka"), &millionx_dataflow::config::Env::process())
+                .map_err(|e| e.to_string())?
         }
         None => KafkaConfig::default(),
     };

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use millionx_dataflow::checkpoint::{SharedCheckpoints, Slot};
 use millionx_dataflow::dead_letter::not_utf8_detail;
 use millionx_dataflow::time::now_unix_ns;
 use millionx_dataflow::watermark::WatermarkReport;
@@ -160,6 +161,8 @@ struct PartitionState {
     partition: i32,
     /// Next offset to read.
     next: i64,
+    /// Where this run started reading.
+    start: i64,
     /// High watermark as last fetched (next offset the broker will assign).
     high: i64,
     /// High watermark when the run started (`exit_at_end` stops there).
@@ -180,12 +183,25 @@ pub struct SourceControl {
     pub high_epoch: Arc<AtomicU64>,
     /// Where the sources record consumer lag and commits (`millionx_kafka_*`); `None` records nothing.
     pub metrics: Option<Metrics>,
+    /// Epochs between checkpoints (`state.checkpoint_epochs`; 0 without durable state). A caught-up source
+    /// moves its capability up to the next checkpoint boundary, so an idle run stores a checkpoint of
+    /// everything read and commits all of it (commits never pass the newest checkpoint).
+    pub checkpoint_epochs: u64,
+}
+
+/// What a checkpoint of the source keeps: its capability and the next offset of every partition it
+/// reads, as of the boundary.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct SourceState {
+    cap: Epoch,
+    next: BTreeMap<(String, i32), i64>,
 }
 
 fn start_offsets(
     consumer: &BaseConsumer,
     config: &KafkaConfig,
     mine: &[TopicPartition],
+    restored: &BTreeMap<(String, i32), i64>,
 ) -> Result<Vec<PartitionState>, KafkaSourceError> {
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let mut tpl = TopicPartitionList::new();
@@ -212,11 +228,14 @@ fn start_offsets(
                 OffsetReset::Latest => high,
             },
         };
+        // A restored snapshot's offset wins over the group's (which is never ahead of it while running).
+        let next = restored.get(&(tp.topic.clone(), tp.partition)).copied().unwrap_or(next);
         parts.push(PartitionState {
             stream: tp.stream,
             topic: tp.topic.clone(),
             partition: tp.partition,
             next,
+            start: next,
             high,
             end_at_start: high,
             high_checked: now,
@@ -230,7 +249,10 @@ fn start_offsets(
 
 /// Builds the source on this worker. `ack` must probe every sink's dead-letter output (acknowledged
 /// progress). Connects, reads the topics' partitions, assigns this worker's share (see [`assignment`]) at the
-/// group's committed offsets (else `auto_offset_reset`).
+/// offsets of the snapshot restored into `checkpoints` (slot `kafka`), else the group's committed offsets
+/// (else `auto_offset_reset`). Offsets are committed below `checkpoints`' commit frontier (the sinks'
+/// acknowledged frontier, capped at the newest durable snapshot), and the source contributes its next
+/// offsets to every checkpoint.
 ///
 /// Errors: the broker cannot be reached within `request_timeout_ms`, a topic does not exist, or the
 /// committed offsets cannot be read.
@@ -240,8 +262,9 @@ pub fn kafka_source<'scope>(
     max_message_bytes: usize,
     ack: ProbeHandle<Epoch>,
     control: SourceControl,
+    checkpoints: &SharedCheckpoints,
 ) -> Result<(KafkaStreams<'scope>, KafkaSourceHandle), KafkaSourceError> {
-    kafka_source_for(scope, config, &StreamKind::ALL, max_message_bytes, ack, control)
+    kafka_source_for(scope, config, &StreamKind::ALL, max_message_bytes, ack, control, checkpoints)
 }
 
 /// [`kafka_source`] reading only the topics of `streams` (e.g. social and market when the weather comes from
@@ -255,6 +278,7 @@ pub fn kafka_source_for<'scope>(
     max_message_bytes: usize,
     ack: ProbeHandle<Epoch>,
     control: SourceControl,
+    checkpoints: &SharedCheckpoints,
 ) -> Result<(KafkaStreams<'scope>, KafkaSourceHandle), KafkaSourceError> {
     let index = scope.index();
     let peers = scope.peers();
@@ -281,7 +305,11 @@ pub fn kafka_source_for<'scope>(
     }
     let mine: Vec<TopicPartition> =
         assignment(&topics, peers).into_iter().filter(|(w, _)| *w == index).map(|(_, tp)| tp).collect();
-    let parts = start_offsets(&consumer, config, &mine)?;
+    // A worker without partitions ends at once and takes no part in checkpoints.
+    let mut checkpoint = (!mine.is_empty()).then(|| Slot::new(checkpoints, "kafka"));
+    let restored = checkpoint.as_ref().and_then(Slot::restore::<SourceState>).unwrap_or_default();
+    let checkpoints = Rc::clone(checkpoints);
+    let parts = start_offsets(&consumer, config, &mine, &restored.next)?;
     let mut tpl = TopicPartitionList::new();
     for p in &parts {
         tpl.add_partition_offset(&p.topic, p.partition, Offset::Offset(p.next))
@@ -334,17 +362,22 @@ pub fn kafka_source_for<'scope>(
     const LAG_REFRESH: Duration = Duration::from_secs(1);
     const IDLE_POLL: Duration = Duration::from_millis(5);
 
-    builder.build(move |caps| {
+    control.high_epoch.fetch_max(restored.cap, Ordering::Relaxed);
+    builder.build(move |mut caps| {
+        // A restored run replays from the snapshot's boundary: nothing earlier is emitted.
+        let mut cap_epoch: Epoch = restored.cap;
+        for c in caps.iter_mut() {
+            c.downgrade(&cap_epoch);
+        }
         let mut caps = Some(caps);
-        let mut cap_epoch: Epoch = 0;
         let mut max_emitted: Option<Epoch> = None;
         let mut acked: Option<Option<Epoch>> = None;
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
             let mut guard = shared.borrow_mut();
             let sh = &mut *guard;
-            // Commit what every sink acknowledged since the last activation.
-            let frontier = ack.with_frontier(|f| f.first().copied());
+            // Commit what every sink acknowledged since the last activation (not beyond the newest snapshot).
+            let frontier = checkpoints.borrow().commit_frontier(ack.with_frontier(|f| f.first().copied()));
             if acked != Some(frontier) {
                 acked = Some(frontier);
                 if let Err(e) = sh.commit(frontier) {
@@ -354,6 +387,11 @@ pub fn kafka_source_for<'scope>(
             let stop = control.stop.load(Ordering::SeqCst);
             let at_end = exit_at_end && sh.parts.iter().all(|p| p.next >= p.end_at_start);
             if stop || at_end || sh.parts.is_empty() {
+                if let (Some(slot), true, false) = (checkpoint.as_mut(), at_end, stop) {
+                    // Read to the end: these offsets stand for every later checkpoint of this worker.
+                    let next = sh.parts.iter().map(|p| ((p.topic.clone(), p.partition), p.next)).collect();
+                    slot.finish(cap_epoch, &SourceState { cap: 0, next });
+                }
                 sh.record_lag(None);
                 caps = None;
                 return;
@@ -519,14 +557,29 @@ pub fn kafka_source_for<'scope>(
                 .min();
             let next_cap = match active {
                 Some(e) => e,
-                None => cap_epoch
-                    .max(max_emitted.map_or(cap_epoch, |m| m + 1))
-                    .max(control.high_epoch.load(Ordering::Relaxed)),
+                None => {
+                    let caught_up = cap_epoch
+                        .max(max_emitted.map_or(cap_epoch, |m| m + 1))
+                        .max(control.high_epoch.load(Ordering::Relaxed));
+                    match control.checkpoint_epochs {
+                        0 => caught_up,
+                        k => caught_up.div_ceil(k) * k,
+                    }
+                }
             };
             if next_cap > cap_epoch {
                 cap_epoch = next_cap;
                 for c in held.iter_mut() {
                     c.downgrade(&cap_epoch);
+                }
+                if let Some((slot, b)) = checkpoint.as_mut().and_then(|s| s.due(cap_epoch).map(|b| (s, b))) {
+                    let next = sh
+                        .parts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| ((p.topic.clone(), p.partition), sh.ledger.resume_at(i, b).unwrap_or(p.start)))
+                        .collect();
+                    slot.offer(b, &SourceState { cap: b, next });
                 }
             }
             control.high_epoch.fetch_max(cap_epoch, Ordering::Relaxed);

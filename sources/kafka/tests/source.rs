@@ -38,8 +38,15 @@ fn bad_messages_are_dead_letters_and_the_end_is_committed() {
     let (committed, lines, dead) = timely::execute_directly(move |worker| {
         let ack = ProbeHandle::new();
         let handle = worker.dataflow::<Epoch, _, _>(|scope| {
-            let (mut streams, handle) =
-                kafka_source(scope, &config, 1024, ack.clone(), SourceControl::default()).unwrap();
+            let (mut streams, handle) = kafka_source(
+                scope,
+                &config,
+                1024,
+                ack.clone(),
+                SourceControl::default(),
+                &millionx_dataflow::checkpoint::Checkpoints::disabled(),
+            )
+            .unwrap();
             assert_eq!(streams.partitions[&StreamKind::Social], vec![0]);
             let lines: Vec<_> = StreamKind::ALL
                 .iter()

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use millionx_dataflow::config::ConfigError;
+use millionx_dataflow::config::{
+    apply_metrics_env, from_toml_text, from_toml_value, ConfigError, ConnectorConfig, Env, Shared,
+};
 use millionx_dataflow::City;
 use millionx_kafka_client::KafkaConfig;
 use millionx_metrics::MetricsConfig;
@@ -128,46 +130,55 @@ fn config_error(e: &ConfigError) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-/// Loads the configuration for `fetch`: the `--config` file (or defaults), then `--base-url`, validated.
-pub fn fetch_config(args: &FetchArgs) -> Result<WeatherConfig, ConfigError> {
-    let mut config = match &args.config {
-        Some(path) => WeatherConfig::from_file(path)?,
-        None => WeatherConfig::default(),
+/// The tables of the `--config` file `weather fetch` reads, each parsed once from the one parsed document.
+#[derive(Clone, Debug, Default)]
+pub struct FileTables {
+    /// `[weather]` (defaults without a file; required in a file).
+    pub weather: WeatherConfig,
+    /// `[kafka]` (defaults when absent).
+    pub kafka: KafkaConfig,
+    /// `[metrics]` (defaults when absent), with `MILLIONX_METRICS_LISTEN` applied.
+    pub metrics: MetricsConfig,
+}
+
+/// Reads `path` (or takes the defaults without one) through [`ConnectorConfig::load`] with `env` as the
+/// environment overlay. Errors name the key (`weather.every`, `kafka.brokers`, `metrics.listen`, ...).
+pub fn file_tables(path: Option<&Path>, env: &Env) -> Result<FileTables, ConfigError> {
+    let mut metrics = MetricsConfig::default();
+    let Some(path) = path else {
+        apply_metrics_env(&mut metrics, env);
+        return Ok(FileTables { metrics, ..FileTables::default() });
     };
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new("--config", format!("cannot read {}: {e}", path.display())))?;
+    let mut doc: toml::Table = from_toml_text(&text)?;
+    let weather = doc
+        .remove(WeatherConfig::TABLE)
+        .ok_or_else(|| ConfigError::new("weather", "the file has no [weather] table"))?;
+    let weather = WeatherConfig::load(weather, &Shared::default(), env)?;
+    let kafka = KafkaConfig::from_table(doc.remove(KafkaConfig::TABLE), env)?;
+    if let Some(v) = doc.remove("metrics") {
+        metrics = from_toml_value(v).map_err(|e| e.within("metrics"))?;
+    }
+    apply_metrics_env(&mut metrics, env);
+    metrics.validate().map_err(|e| ConfigError::new("metrics.listen", e.to_string()))?;
+    Ok(FileTables { weather, kafka, metrics })
+}
+
+/// The configuration for `fetch`: the file's `[weather]` with `--base-url` applied, validated (errors name
+/// `--base-url` when the flag is at fault).
+pub fn fetch_config(args: &FetchArgs, mut config: WeatherConfig) -> Result<WeatherConfig, ConfigError> {
     if let Some(url) = &args.base_url {
         config.base_url = url.clone();
     }
     config.validate().map_err(|e| {
         if args.base_url.is_some() && e.key == "weather.base_url" {
-            ConfigError { key: "--base-url".into(), reason: e.reason }
+            ConfigError::new("--base-url", e.reason)
         } else {
             e
         }
     })?;
     Ok(config)
-}
-
-/// The `[kafka]` and `[metrics]` tables of the `--config` file (defaults when absent or without a file).
-/// Errors name the key (`kafka.brokers`, `metrics.listen`, ...).
-pub fn side_tables(path: Option<&Path>) -> Result<(KafkaConfig, MetricsConfig), ConfigError> {
-    let Some(path) = path else { return Ok((KafkaConfig::default(), MetricsConfig::default())) };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError { key: "--config".into(), reason: format!("cannot read {}: {e}", path.display()) })?;
-    let mut table: toml::Table = toml::from_str(&text)
-        .map_err(|e| ConfigError { key: "--config".into(), reason: e.message().replace('\n', " ") })?;
-    let kafka = KafkaConfig::from_table(table.remove("kafka"))
-        .map_err(|e| ConfigError { key: e.key.clone(), reason: e.reason })?;
-    let metrics = match table.remove("metrics") {
-        None => MetricsConfig::default(),
-        Some(v) => {
-            use serde::Deserialize as _;
-            let m = MetricsConfig::deserialize(v)
-                .map_err(|e| ConfigError { key: "metrics".into(), reason: e.to_string().replace('\n', " ") })?;
-            m.validate().map_err(|e| ConfigError { key: "metrics.listen".into(), reason: e.to_string() })?;
-            m
-        }
-    };
-    Ok((kafka, metrics))
 }
 
 /// The Kafka settings of `weather fetch --kafka-brokers`: the file's `[kafka]` table with `--kafka-brokers`
@@ -190,15 +201,12 @@ pub fn fetch_kafka_config(args: &FetchArgs, mut kafka: KafkaConfig) -> Result<Ka
     Ok(kafka)
 }
 
-/// The `/metrics` settings of `weather fetch`: the file's `[metrics]`, then `MILLIONX_METRICS_LISTEN`, then
-/// the flags (as `run` applies them).
-fn fetch_metrics_config(args: &FetchArgs, mut config: MetricsConfig) -> Result<MetricsConfig, ConfigError> {
-    if let Some(listen) = std::env::var("MILLIONX_METRICS_LISTEN").ok().filter(|v| !v.is_empty()) {
-        config.listen = listen;
-    }
+/// The `/metrics` settings of `weather fetch`: the file's `[metrics]` and `MILLIONX_METRICS_LISTEN`
+/// ([`file_tables`]), then the flags (as `run` applies them).
+fn fetch_metrics_config(args: &FetchArgs, config: MetricsConfig) -> Result<MetricsConfig, ConfigError> {
     args.metrics.apply(config).map_err(|e| match e {
         millionx_metrics::MetricsError::Config { key, reason } => ConfigError { key, reason },
-        other => ConfigError { key: "metrics".into(), reason: other.to_string() },
+        other => ConfigError::new("metrics", other.to_string()),
     })
 }
 
@@ -215,12 +223,13 @@ enum Output {
 /// `[metrics]` table, `MILLIONX_METRICS_LISTEN`, `--metrics-listen`/`--no-metrics`). Exit codes as in the
 /// module docs; a Kafka delivery failure is exit 1.
 pub fn run_fetch(args: FetchArgs) -> ExitCode {
-    let config = match fetch_config(&args) {
-        Ok(c) => c,
+    let env = Env::process();
+    let FileTables { weather, kafka, metrics: metrics_config } = match file_tables(args.config.as_deref(), &env) {
+        Ok(t) => t,
         Err(e) => return config_error(&e),
     };
-    let (kafka, metrics_config) = match side_tables(args.config.as_deref()) {
-        Ok(t) => t,
+    let config = match fetch_config(&args, weather) {
+        Ok(c) => c,
         Err(e) => return config_error(&e),
     };
     let output = match (&args.kafka_brokers, &args.out) {
@@ -235,7 +244,7 @@ pub fn run_fetch(args: FetchArgs) -> ExitCode {
         Ok(m) => m,
         Err(e) => return config_error(&e),
     };
-    let key = match ApiKey::from_env() {
+    let key = match ApiKey::from_env(&env) {
         Ok(k) => k,
         Err(e) => return config_error(&e),
     };

@@ -1,5 +1,6 @@
-//! Fetcher configuration: a `[weather]` table in a TOML file (unknown keys rejected), validated before any
-//! network I/O, and the API key from the environment.
+//! Fetcher configuration: a `[weather]` table read through [`ConnectorConfig`] (unknown keys rejected),
+//! validated before any network I/O, and the API key from the environment. Every key and default is listed
+//! in `millionx_dataflow::config` (the run file reference).
 //!
 //! ```toml
 //! [weather]
@@ -7,9 +8,6 @@
 //! timeout_ms = 10000          # whole request, connect to last body byte
 //! connect_timeout_ms = 5000
 //! spacing_ms = 1100           # between request starts (free tier: 60 calls/min)
-//! max_retries = 3             # after the first attempt, for 429 / 5xx / timeouts / dropped connections
-//! retry_min_delay_ms = 1000   # first backoff; doubles per retry, plus jitter in [0, delay)
-//! retry_max_delay_ms = 30000
 //! max_retry_after_ms = 120000 # a longer Retry-After gives up on the city for this round
 //! max_distance_km = 25.0      # payload coordinates vs the city centre
 //! every = "1h"                # round period of the live feed (`run --weather owm`), at least 1m
@@ -17,14 +15,19 @@
 //!
 //! [weather.city_ids]          # optional: query these cities by OWM city id instead of lat/lon
 //! Dhaka = 1185241
+//!
+//! [weather.retry]             # 429 / 5xx / timeouts / dropped connections, after the first attempt
+//! max_retries = 3             # 0..=10
+//! initial_backoff_ms = 1000   # doubles per retry, plus jitter in [0, delay)
+//! max_backoff_ms = 30000
 //! ```
 //! Other top-level tables are ignored, so the same file can hold the pipeline's configuration.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 
-use millionx_dataflow::config::ConfigError;
+use millionx_dataflow::config::policy::retry;
+use millionx_dataflow::config::{parse_table, table_of, ConfigError, ConnectorConfig, Env, RetryConfig, Shared};
 use millionx_dataflow::City;
 use serde::Deserialize;
 
@@ -57,13 +60,11 @@ pub struct WeatherConfig {
     /// Least time between two request starts, ms (retries included). 1100 keeps 8 cities far below the free
     /// tier's 60 calls/min.
     pub spacing_ms: u64,
-    /// Retries after the first attempt for retryable failures (429, 5xx, timeout, connect, transport).
-    pub max_retries: u32,
-    /// First backoff delay, ms; doubled per retry (factor 2), capped by `retry_max_delay_ms`, plus a random
-    /// jitter in `[0, delay)`.
-    pub retry_min_delay_ms: u64,
-    /// Backoff cap, ms.
-    pub retry_max_delay_ms: u64,
+    /// `[weather.retry]` over [`WeatherConfig::DEFAULT_RETRY`]: retries after the first attempt for retryable
+    /// failures (429, 5xx, timeout, connect, transport), at most 10; the backoff doubles from
+    /// `initial_backoff_ms`, capped by `max_backoff_ms`, plus a random jitter in `[0, delay)`.
+    #[serde(skip)]
+    pub retry: RetryConfig,
     /// Longest `Retry-After` honoured, ms; a longer one ends the city's retries for this round.
     pub max_retry_after_ms: u64,
     /// Coordinate tolerance, km.
@@ -84,9 +85,7 @@ impl Default for WeatherConfig {
             timeout_ms: 10_000,
             connect_timeout_ms: 5_000,
             spacing_ms: 1_100,
-            max_retries: 3,
-            retry_min_delay_ms: 1_000,
-            retry_max_delay_ms: 30_000,
+            retry: WeatherConfig::DEFAULT_RETRY,
             max_retry_after_ms: 120_000,
             max_distance_km: DEFAULT_MAX_DISTANCE_KM,
             cities: City::ALL.to_vec(),
@@ -94,11 +93,6 @@ impl Default for WeatherConfig {
             every: String::from("1h"),
         }
     }
-}
-
-#[derive(Deserialize)]
-struct FileShape {
-    weather: Option<WeatherConfig>,
 }
 
 /// How one city is asked for.
@@ -110,22 +104,32 @@ pub enum Query {
     LatLon(f64, f64),
 }
 
-impl WeatherConfig {
-    /// Parses the `[weather]` table of a TOML document and validates it. Errors name the key: a syntax
-    /// error, an unknown key (`weather.timeout`), a wrong type, a missing `[weather]` table, then
-    /// [`WeatherConfig::validate`].
-    pub fn from_toml(text: &str) -> Result<WeatherConfig, ConfigError> {
-        let shape: FileShape = millionx_dataflow::config::from_toml_text(text).map_err(|e| err(&e.key, e.reason))?;
-        let config = shape.weather.ok_or_else(|| err("weather", "the file has no [weather] table"))?;
-        config.validate()?;
-        Ok(config)
+impl ConnectorConfig for WeatherConfig {
+    const TABLE: &'static str = "weather";
+
+    fn from_value(value: toml::Value, _shared: &Shared<'_>) -> Result<WeatherConfig, ConfigError> {
+        let mut table = table_of(value, Self::TABLE)?;
+        let retry = retry(Self::TABLE, Self::DEFAULT_RETRY, table.remove("retry"))?;
+        let config: WeatherConfig = parse_table(table, Self::TABLE)?;
+        Ok(WeatherConfig { retry, ..config })
     }
 
-    /// Reads and parses a TOML file (see [`WeatherConfig::from_toml`]).
-    pub fn from_file(path: &Path) -> Result<WeatherConfig, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| err("--config", format!("cannot read {}: {e}", path.display())))?;
-        WeatherConfig::from_toml(&text)
+    fn validate(&self) -> Result<(), ConfigError> {
+        WeatherConfig::validate(self)
+    }
+}
+
+impl WeatherConfig {
+    /// Retry defaults: 3 retries, 1 s doubling to 30 s.
+    pub const DEFAULT_RETRY: RetryConfig =
+        RetryConfig { max_retries: 3, initial_backoff_ms: 1_000, max_backoff_ms: 30_000 };
+
+    /// Parses the `[weather]` table of a whole TOML document (other tables are ignored) and validates it.
+    /// Errors name the key: a syntax error, a missing `[weather]` table, then as [`ConnectorConfig::load`].
+    pub fn from_document(text: &str, env: &Env) -> Result<WeatherConfig, ConfigError> {
+        let mut doc: toml::Table = millionx_dataflow::config::from_toml_text(text)?;
+        let table = doc.remove(Self::TABLE).ok_or_else(|| err("weather", "the file has no [weather] table"))?;
+        WeatherConfig::load(table, &Shared::default(), env)
     }
 
     /// Checks every value. Pure: no I/O. The base URL must be `https`, or `http` to a loopback host (the
@@ -136,18 +140,13 @@ impl WeatherConfig {
             ("weather.timeout_ms", self.timeout_ms, 1, 300_000),
             ("weather.connect_timeout_ms", self.connect_timeout_ms, 1, 300_000),
             ("weather.spacing_ms", self.spacing_ms, 0, 3_600_000),
-            ("weather.max_retries", u64::from(self.max_retries), 0, 10),
-            ("weather.retry_min_delay_ms", self.retry_min_delay_ms, 1, 3_600_000),
-            ("weather.retry_max_delay_ms", self.retry_max_delay_ms, 1, 3_600_000),
             ("weather.max_retry_after_ms", self.max_retry_after_ms, 0, 3_600_000),
         ] {
             if !(lo..=hi).contains(&v) {
                 return Err(err(key, format!("{v} is outside {lo}..={hi}")));
             }
         }
-        if self.retry_max_delay_ms < self.retry_min_delay_ms {
-            return Err(err("weather.retry_max_delay_ms", "must be at least retry_min_delay_ms"));
-        }
+        self.retry.validate("weather.retry", 10)?;
         if !(self.max_distance_km.is_finite() && self.max_distance_km > 0.0 && self.max_distance_km <= 500.0) {
             return Err(err("weather.max_distance_km", "must be in (0, 500]"));
         }
@@ -254,16 +253,11 @@ impl ApiKey {
         Ok(ApiKey(key.to_owned()))
     }
 
-    /// The key from the process environment: `OPENWEATHER_API_KEY`, or the file named by
-    /// `OPENWEATHER_API_KEY_FILE`. See [`ApiKey::from_lookup`].
-    pub fn from_env() -> Result<ApiKey, ConfigError> {
-        ApiKey::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    /// The key via `lookup` (an environment). Errors name the variable: neither set, both set (ambiguous),
-    /// the file unreadable, or the key malformed ([`ApiKey::new`]).
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<ApiKey, ConfigError> {
-        match (lookup(API_KEY_ENV), lookup(API_KEY_FILE_ENV)) {
+    /// The key from `env`: `OPENWEATHER_API_KEY`, or the file named by `OPENWEATHER_API_KEY_FILE`. Errors name
+    /// the variable: neither set, both set (ambiguous), the file unreadable, or the key malformed
+    /// ([`ApiKey::new`]).
+    pub fn from_env(env: &Env) -> Result<ApiKey, ConfigError> {
+        match (env.get(API_KEY_ENV), env.get(API_KEY_FILE_ENV)) {
             (Some(_), Some(_)) => {
                 Err(err(API_KEY_ENV, format!("both {API_KEY_ENV} and {API_KEY_FILE_ENV} are set; set one")))
             }
@@ -298,9 +292,10 @@ mod tests {
 
     #[test]
     fn file_values_and_city_ids() {
-        let c = WeatherConfig::from_toml(
+        let c = WeatherConfig::from_document(
             "[input]\ndir = \"x\"\n[weather]\nbase_url = \"http://127.0.0.1:8080/owm/\"\nspacing_ms = 0\n\
              cities = [\"Khulna\", \"Dhaka\"]\n[weather.city_ids]\nKhulna = 1336135\n",
+            &Env::empty(),
         )
         .expect("valid");
         assert_eq!(c.endpoint().expect("url").as_str(), "http://127.0.0.1:8080/owm/data/2.5/weather");
@@ -325,37 +320,45 @@ mod tests {
             ("[weather]\nmax_distance_km = -1.0\n", "weather.max_distance_km"),
             ("[weather]\nevery = \"10s\"\n", "weather.every"),
             ("[weather]\nevery = \"hourly\"\n", "weather.every"),
-            ("[weather]\nretry_min_delay_ms = 5000\nretry_max_delay_ms = 10\n", "weather.retry_max_delay_ms"),
+            ("[weather.retry]\ninitial_backoff_ms = 5000\nmax_backoff_ms = 10\n", "weather.retry.max_backoff_ms"),
+            ("[weather.retry]\nmax_retries = 11\n", "weather.retry.max_retries"),
+            ("[weather.retry]\nretry_min_delay_ms = 5\n", "weather.retry.retry_min_delay_ms"),
+            ("[weather]\nmax_retries = 3\n", "weather.max_retries"),
+            ("[weather]\nretry = 3\n", "weather.retry"),
             ("[pipeline]\nx = 1\n", "weather"),
             ("[weather]\ncities = [\n  \"Dhaka\",\n  \"Atlantis\",\n]\n", "weather.cities[1]"),
             ("[weather]\nspacing_ms = \"fast\"\n", "weather.spacing_ms"),
             ("[weather\n", "(syntax)"),
         ];
         for (text, key) in cases {
-            let e = WeatherConfig::from_toml(text).expect_err(text);
+            let e = WeatherConfig::from_document(text, &Env::empty()).expect_err(text);
             assert_eq!(e.key, key, "{text}: {e}");
         }
     }
 
     #[test]
+    fn the_retry_table_keeps_the_weather_defaults_for_unset_keys() {
+        let c = WeatherConfig::from_document("[weather.retry]\nmax_retries = 5\n", &Env::empty()).expect("valid");
+        assert_eq!(c.retry, RetryConfig { max_retries: 5, initial_backoff_ms: 1_000, max_backoff_ms: 30_000 });
+    }
+
+    #[test]
     fn api_key_sources() {
-        let env = |pairs: Vec<(&'static str, String)>| {
-            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-        };
+        let env = |pairs: Vec<(&'static str, String)>| Env::from_pairs(pairs);
         assert_eq!(
-            ApiKey::from_lookup(env(vec![(API_KEY_ENV, " abc123 ".into())])).expect("env"),
+            ApiKey::from_env(&env(vec![(API_KEY_ENV, " abc123 ".into())])).expect("env"),
             ApiKey("abc123".into())
         );
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("key");
         std::fs::write(&path, "fromfile\n").expect("write");
-        let from_file = ApiKey::from_lookup(env(vec![(API_KEY_FILE_ENV, path.display().to_string())])).expect("file");
+        let from_file = ApiKey::from_env(&env(vec![(API_KEY_FILE_ENV, path.display().to_string())])).expect("file");
         assert_eq!(from_file.expose(), "fromfile");
-        assert_eq!(ApiKey::from_lookup(env(vec![])).expect_err("unset").key, API_KEY_ENV);
+        assert_eq!(ApiKey::from_env(&env(vec![])).expect_err("unset").key, API_KEY_ENV);
         let both = env(vec![(API_KEY_ENV, "a".into()), (API_KEY_FILE_ENV, "b".into())]);
-        assert_eq!(ApiKey::from_lookup(both).expect_err("both").key, API_KEY_ENV);
+        assert_eq!(ApiKey::from_env(&both).expect_err("both").key, API_KEY_ENV);
         let missing = env(vec![(API_KEY_FILE_ENV, dir.path().join("nope").display().to_string())]);
-        assert_eq!(ApiKey::from_lookup(missing).expect_err("missing file").key, API_KEY_FILE_ENV);
+        assert_eq!(ApiKey::from_env(&missing).expect_err("missing file").key, API_KEY_FILE_ENV);
         assert_eq!(ApiKey::new("a b").expect_err("space").key, API_KEY_ENV);
         assert_eq!(format!("{:?}", ApiKey::new("secret").expect("ok")), "ApiKey(<redacted>)");
     }

@@ -3,7 +3,7 @@
 //!
 //! Guarantees:
 //! - request starts are at least `spacing_ms` apart (retries included), measured on tokio's clock;
-//! - retryable failures (429, 5xx, timeout, connect, transport) are retried `max_retries` times with
+//! - retryable failures (429, 5xx, timeout, connect, transport) are retried `retry.max_retries` times with
 //!   jittered exponential backoff (backon), a 429/503 `Retry-After` replacing the backoff delay; 401, 404,
 //!   400 and payload rejections are not retried; after a 401 the round's remaining cities fail as
 //!   `unauthorized` without a request (the key is account-wide);
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use backon::{ExponentialBuilder, Retryable};
+use backon::Retryable;
 use jiff::Timestamp;
 use millionx_dataflow::City;
 use reqwest::Url;
@@ -221,11 +221,7 @@ impl<T: Transport> Fetcher<T> {
     /// retried attempt. Does not touch the counters or the de-duplication state.
     pub async fn fetch_city(&self, city: City) -> (Result<Reading, WeatherError>, u32, Vec<FailureReason>) {
         let url = city_url(&self.config, &self.endpoint, city, &self.key);
-        let mut backoff = ExponentialBuilder::default()
-            .with_min_delay(Duration::from_millis(self.config.retry_min_delay_ms))
-            .with_max_delay(Duration::from_millis(self.config.retry_max_delay_ms))
-            .with_max_times(self.config.max_retries as usize)
-            .with_jitter();
+        let mut backoff = self.config.retry.backoff();
         if let Some(seed) = self.jitter_seed {
             backoff = backoff.with_jitter_seed(seed);
         }

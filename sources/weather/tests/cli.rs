@@ -108,7 +108,7 @@ fn fetch_once_end_to_end_and_exit_codes() {
     let config = dir.path().join("millionx.toml");
     std::fs::write(
         &config,
-        "[weather]\nspacing_ms = 5\nretry_min_delay_ms = 5\nretry_max_delay_ms = 10\ntimeout_ms = 2000\n",
+        "[weather]\nspacing_ms = 5\ntimeout_ms = 2000\n[weather.retry]\ninitial_backoff_ms = 5\nmax_backoff_ms = 10\n",
     )
     .expect("write config");
     let out = dir.path().join("weather.jsonl");

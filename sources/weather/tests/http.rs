@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::scripted::metric_body;
+use millionx_dataflow::config::RetryConfig;
 use millionx_dataflow::City;
 use millionx_source_weather::metrics::FetchResult;
 use millionx_source_weather::{ApiKey, FailureReason, Fetcher, ReqwestTransport, Round, Status, WeatherConfig};
@@ -24,8 +25,7 @@ fn config(base_url: String, cities: &[City]) -> WeatherConfig {
         timeout_ms: 300,
         connect_timeout_ms: 300,
         spacing_ms: 5,
-        retry_min_delay_ms: 10,
-        retry_max_delay_ms: 40,
+        retry: RetryConfig { initial_backoff_ms: 10, max_backoff_ms: 40, ..WeatherConfig::DEFAULT_RETRY },
         ..WeatherConfig::default()
     }
 }

@@ -159,7 +159,8 @@ fn cronjob_is_hourly_forbid_with_the_key_from_a_secret() {
     let file_name = config_path.file_name().and_then(|f| f.to_str()).expect("file name");
     let toml =
         map["data"][file_name].as_str().unwrap_or_else(|| panic!("ConfigMap {map_name} has no data.{file_name}"));
-    let config = WeatherConfig::from_toml(toml).expect("mounted config is valid");
+    let config =
+        WeatherConfig::from_document(toml, &millionx_dataflow::config::Env::empty()).expect("mounted config is valid");
     assert_eq!(config.endpoint().expect("endpoint").as_str(), "https://api.openweathermap.org/data/2.5/weather");
     assert_eq!(config.spacing_ms, 1100);
 }

@@ -114,7 +114,7 @@ async fn jittered_exponential_backoff_between_retries() {
     let at = t.offsets_ms(t0);
     assert_eq!(at.len(), 4);
     let gaps: Vec<u128> = at.windows(2).map(|w| w[1] - w[0]).collect();
-    // Delays 1 s, 2 s, 4 s (factor 2 from retry_min_delay_ms = 1000) plus jitter in [0, delay).
+    // Delays 1 s, 2 s, 4 s (factor 2 from retry.initial_backoff_ms = 1000) plus jitter in [0, delay).
     assert!((1100..2000).contains(&gaps[0]), "{gaps:?}");
     assert!((2000..4000).contains(&gaps[1]), "{gaps:?}");
     assert!((4000..8000).contains(&gaps[2]), "{gaps:?}");

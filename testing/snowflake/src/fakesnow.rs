@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey, LineEnding};
 
+use millionx_dataflow::config::ConnectorConfig as _;
 use millionx_sink_snowflake::config::{AuthConfig, SecretSource, SnowflakeConfig};
 
 /// Where the fakesnow venv lives.

@@ -11,7 +11,9 @@ use snowflake_connector_rs::{
 };
 use tokio::sync::Mutex;
 
-use crate::config::{Credentials, RetrySettings, SnowflakeConfig};
+use millionx_dataflow::config::RetryConfig;
+
+use crate::config::{Credentials, SnowflakeConfig};
 use crate::metrics::Metrics;
 
 /// Value of the `QUERY_TAG` session parameter, so the sink's statements can be found in query history.
@@ -102,7 +104,7 @@ pub fn classify(e: &snowflake_connector_rs::Error) -> SqlError {
 pub struct SqlClient {
     client: Client,
     session: Mutex<Option<Arc<Session>>>,
-    retry: RetrySettings,
+    retry: RetryConfig,
     metrics: Arc<Metrics>,
 }
 
@@ -203,7 +205,7 @@ impl SqlClient {
     }
 
     /// Runs one statement, retrying transient failures with jittered exponential backoff
-    /// ([`RetrySettings::backoff`]).
+    /// ([`RetryConfig::backoff`]).
     ///
     /// # Errors
     /// The first non-transient failure, or the last transient one when retries run out. Returns the

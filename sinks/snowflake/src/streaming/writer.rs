@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 
 use millionx_sink_util::{BatchWriter, Completion, EncodedBatch, Framing, SinkError, WriteOutcome};
 
-use crate::config::{RetrySettings, StreamingSettings};
+use millionx_dataflow::config::RetryConfig;
+
+use crate::config::StreamingSettings;
 use crate::metrics::Metrics;
 use crate::streaming::api::{ApiError, StreamingApi, MAX_APPEND_BYTES};
 use crate::tables::Table;
@@ -46,7 +48,7 @@ struct Ctx {
     table: Table,
     pipe: String,
     prefix: String,
-    retry: RetrySettings,
+    retry: RetryConfig,
     commit_poll: Duration,
     commit_timeout: Duration,
     metrics: Arc<Metrics>,
@@ -77,7 +79,7 @@ impl StreamingWriter {
         runtime: &tokio::runtime::Handle,
         api: Arc<StreamingApi>,
         settings: &StreamingSettings,
-        retry: RetrySettings,
+        retry: RetryConfig,
         metrics: Arc<Metrics>,
     ) -> StreamingWriter {
         let (queue, mut batches) = tokio::sync::mpsc::unbounded_channel::<EncodedBatch>();

@@ -1,0 +1,237 @@
+//! Checkpoints of operator state: a per-worker registry that stateful operators (and the Kafka source)
+//! contribute their state to, *as of* an epoch boundary.
+//!
+//! Every `every` epochs there is a boundary `B` (a multiple of `every`). An operator that processes
+//! complete epochs in order contributes, through its [`Slot`], its state after every epoch `< B` and before
+//! any epoch `≥ B`: just before it processes an epoch `≥ B`, or once its input frontier has reached `B`.
+//! When every registered slot has contributed `B`, the snapshot of `B` is complete
+//! ([`Checkpoints::take_complete`]); the worker stores it once the sinks have acknowledged every epoch
+//! `< B`, then marks it durable ([`Checkpoints::set_durable`]), which lets the Kafka source commit offsets
+//! up to it. A restarted run restores the snapshot of `B` ([`Checkpoints::restoring`]), seeks its
+//! source to the offsets stored in it and so replays exactly the epochs `≥ B`.
+//!
+//! State is encoded with bincode 1.3 ([`encode`], [`decode`]). A registry made with
+//! [`Checkpoints::disabled`] takes nothing (file replay, tests).
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::Epoch;
+
+/// The snapshot of one worker at one boundary: encoded state per slot name.
+pub type Snapshot = BTreeMap<String, Vec<u8>>;
+
+/// One worker's registry, shared by its operators (`Rc`: a worker is one thread).
+pub type SharedCheckpoints = Rc<RefCell<Checkpoints>>;
+
+/// The registry: which slots exist, what they contributed per boundary, what was restored.
+#[derive(Debug, Default)]
+pub struct Checkpoints {
+    every: Epoch,
+    resume: Epoch,
+    restored: Snapshot,
+    slots: BTreeSet<String>,
+    partial: BTreeMap<Epoch, Snapshot>,
+    /// Final state of slots that will not change again, valid for every boundary from the epoch given.
+    finished: BTreeMap<String, (Epoch, Vec<u8>)>,
+    durable: Option<Epoch>,
+    error: Option<String>,
+}
+
+/// Encodes state for a snapshot. Errors: the value cannot be encoded (bincode's message).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
+    bincode::serialize(value).map_err(|e| e.to_string())
+}
+
+/// Decodes state from a snapshot. Errors: the bytes are not a `T` (bincode's message).
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    bincode::deserialize(bytes).map_err(|e| e.to_string())
+}
+
+impl Checkpoints {
+    /// A registry that takes no snapshots and restores nothing.
+    pub fn disabled() -> SharedCheckpoints {
+        Rc::new(RefCell::new(Checkpoints::default()))
+    }
+
+    /// A registry with a boundary every `every` epochs (≥ 1), restoring `restored` (the snapshot of
+    /// boundary `resume`) when given.
+    pub fn new(every: Epoch, restored: Option<(Epoch, Snapshot)>) -> SharedCheckpoints {
+        let (resume, restored) = restored.unwrap_or_default();
+        Rc::new(RefCell::new(Checkpoints { every: every.max(1), resume, restored, ..Checkpoints::default() }))
+    }
+
+    /// True when snapshots are taken.
+    pub fn enabled(&self) -> bool {
+        self.every > 0
+    }
+
+    /// The boundary the run resumes from (0 for a fresh start).
+    pub fn resume(&self) -> Epoch {
+        self.resume
+    }
+
+    /// The first error a slot recorded (state that could not be decoded or encoded).
+    pub fn error(&self) -> Option<&str> {
+        self.error.as_deref()
+    }
+
+    /// Removes and returns the newest complete snapshot, if any (older ones are dropped).
+    pub fn take_complete(&mut self) -> Option<(Epoch, Snapshot)> {
+        let has = |b: Epoch, s: &Snapshot, n: &String| {
+            s.contains_key(n) || self.finished.get(n).is_some_and(|(from, _)| *from <= b)
+        };
+        let newest =
+            self.partial.iter().rev().find(|(b, s)| self.slots.iter().all(|n| has(**b, s, n))).map(|(b, _)| *b)?;
+        let rest = self.partial.split_off(&(newest + 1));
+        let mut snapshot = self.partial.remove(&newest).unwrap_or_default();
+        self.partial = rest;
+        for (name, (_, bytes)) in &self.finished {
+            snapshot.entry(name.clone()).or_insert_with(|| bytes.clone());
+        }
+        Some((newest, snapshot))
+    }
+
+    /// The snapshot of `boundary` is stored: offsets may be committed up to it.
+    pub fn set_durable(&mut self, boundary: Epoch) {
+        self.durable = Some(self.durable.map_or(boundary, |d| d.max(boundary)));
+    }
+
+    /// The frontier below which the Kafka source may commit, given the sinks' acknowledged frontier `ack`
+    /// (`None`: everything acknowledged): `ack` itself when disabled, else at most the newest durable
+    /// boundary (0, nothing, before the first one).
+    pub fn commit_frontier(&self, ack: Option<Epoch>) -> Option<Epoch> {
+        if !self.enabled() {
+            return ack;
+        }
+        let durable = self.durable.unwrap_or(0);
+        Some(ack.map_or(durable, |a| a.min(durable)))
+    }
+}
+
+/// One operator's handle on the registry.
+#[derive(Debug)]
+pub struct Slot {
+    name: String,
+    registry: SharedCheckpoints,
+    last: Epoch,
+}
+
+impl Slot {
+    /// Registers `name` (unique per worker, e.g. `dedup/social`).
+    pub fn new(registry: &SharedCheckpoints, name: impl Into<String>) -> Slot {
+        let name = name.into();
+        let mut r = registry.borrow_mut();
+        let last = r.resume;
+        if r.enabled() {
+            r.slots.insert(name.clone());
+        }
+        drop(r);
+        Slot { name, registry: Rc::clone(registry), last }
+    }
+
+    /// This slot's restored state; `None` when there is none or it does not decode (the error is recorded
+    /// in the registry and fails the start).
+    pub fn restore<T: DeserializeOwned>(&self) -> Option<T> {
+        let mut r = self.registry.borrow_mut();
+        let bytes = r.restored.remove(&self.name)?;
+        match decode(&bytes) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                r.error.get_or_insert_with(|| format!("restoring `{}` from the snapshot: {e}", self.name));
+                None
+            }
+        }
+    }
+
+    /// The boundary whose state must be contributed before processing epoch `next` (or with the input
+    /// frontier at `next`): the largest multiple of `every` that is `≤ next` and not yet contributed.
+    pub fn due(&self, next: Epoch) -> Option<Epoch> {
+        let every = self.registry.borrow().every;
+        if every == 0 {
+            return None;
+        }
+        let b = next / every * every;
+        (b > self.last).then_some(b)
+    }
+
+    /// The slot's state will not change again (a source that read its partitions to the end): `state`
+    /// stands for every boundary `≥ from`, the epoch after the last it emitted.
+    pub fn finish<T: Serialize>(&mut self, from: Epoch, state: &T) {
+        let mut r = self.registry.borrow_mut();
+        match encode(state) {
+            Ok(bytes) => {
+                r.finished.insert(self.name.clone(), (from, bytes));
+            }
+            Err(e) => {
+                r.error.get_or_insert_with(|| format!("encoding `{}`: {e}", self.name));
+            }
+        }
+    }
+
+    /// Contributes `state` as of `boundary` (see [`Slot::due`]).
+    pub fn offer<T: Serialize>(&mut self, boundary: Epoch, state: &T) {
+        self.last = boundary;
+        let mut r = self.registry.borrow_mut();
+        match encode(state) {
+            Ok(bytes) => {
+                r.partial.entry(boundary).or_default().insert(self.name.clone(), bytes);
+            }
+            Err(e) => {
+                r.error.get_or_insert_with(|| format!("encoding `{}`: {e}", self.name));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_completes_when_every_slot_contributed_and_gates_commits() {
+        let reg = Checkpoints::new(4, None);
+        let mut a = Slot::new(&reg, "a");
+        let mut b = Slot::new(&reg, "b");
+        assert_eq!((a.due(3), a.due(4), a.due(9)), (None, Some(4), Some(8)));
+        a.offer(4, &1u32);
+        assert_eq!(a.due(5), None, "4 is contributed");
+        assert!(reg.borrow_mut().take_complete().is_none(), "b is missing");
+        b.offer(8, &2u32);
+        a.offer(8, &3u32);
+        let (boundary, snap) = reg.borrow_mut().take_complete().unwrap();
+        assert_eq!(boundary, 8);
+        assert_eq!(decode::<u32>(&snap["a"]).unwrap(), 3);
+        assert!(reg.borrow_mut().take_complete().is_none(), "4 was dropped with 8");
+        b.finish(11, &9u32);
+        a.offer(10, &4u32);
+        assert!(reg.borrow_mut().take_complete().is_none(), "b's final state stands from 11 on");
+        a.offer(12, &5u32);
+        let (boundary, snap) = reg.borrow_mut().take_complete().unwrap();
+        assert_eq!((boundary, decode::<u32>(&snap["b"]).unwrap()), (12, 9));
+        assert_eq!(reg.borrow().commit_frontier(Some(12)), Some(0), "nothing durable yet");
+        reg.borrow_mut().set_durable(8);
+        assert_eq!(reg.borrow().commit_frontier(Some(12)), Some(8));
+        assert_eq!(reg.borrow().commit_frontier(Some(5)), Some(5));
+        assert_eq!(Checkpoints::disabled().borrow().commit_frontier(Some(5)), Some(5));
+    }
+
+    #[test]
+    fn restored_state_is_handed_to_its_slot_once() {
+        let snap: Snapshot = [("a".to_owned(), encode(&7u64).unwrap())].into();
+        let reg = Checkpoints::new(4, Some((8, snap)));
+        let a = Slot::new(&reg, "a");
+        assert_eq!(a.due(8), None, "the restored boundary is not taken again");
+        assert_eq!(a.due(12), Some(12));
+        assert_eq!(a.restore::<u64>(), Some(7));
+        assert_eq!(a.restore::<u64>(), None);
+        let reg = Checkpoints::new(4, Some((8, [("a".to_owned(), vec![1])].into())));
+        assert_eq!(Slot::new(&reg, "a").restore::<u64>(), None);
+        assert!(reg.borrow().error().unwrap().contains("`a`"));
+    }
+}
