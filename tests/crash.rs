@@ -269,10 +269,15 @@ fn text(v: &serde_json::Value) -> String {
 /// The Snowflake tables as comparable rows (every column but `INGESTED_AT`), sorted; one list per table.
 fn snowflake_rows(config: &Path) -> BTreeMap<String, Vec<String>> {
     use millionx_sink_snowflake::sql::client::SqlClient;
-    let sf = millionx::config::RunConfig::from_file(config, &millionx_dataflow::config::Env::process()).unwrap().snowflake.unwrap();
+    let sf = millionx::config::RunConfig::from_file(config, &millionx_dataflow::config::Env::process())
+        .unwrap()
+        .snowflake
+        .unwrap();
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     let metrics = std::sync::Arc::new(millionx_sink_snowflake::Metrics::default());
-    let client = SqlClient::new(&sf, sf.resolve_credentials(&millionx_dataflow::config::Env::process()).unwrap(), metrics).unwrap();
+    let client =
+        SqlClient::new(&sf, sf.resolve_credentials(&millionx_dataflow::config::Env::process()).unwrap(), metrics)
+            .unwrap();
     ["SOCIAL_POSTS", "MARKET_ORDERS", "PRICE_HISTORY", "WEATHER_LOGS"]
         .iter()
         .map(|table| {

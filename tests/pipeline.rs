@@ -552,7 +552,8 @@ fn sigterm_during_a_file_replay_drains_flushes_and_exits_0_with_a_summary() {
     run_ok(&["gen", "--out", input.to_str().unwrap(), "--social", "40000", "--market", "40000"]);
     // One epoch in flight of 200 lines: the replay is slow enough to be stopped mid-way.
     let config = dir.path().join("run.toml");
-    std::fs::write(&config, "[input]\nepoch_lines = 200\nmax_epochs_in_flight = 1\n[batch]\nmax_records = 200\n").unwrap();
+    std::fs::write(&config, "[input]\nepoch_lines = 200\nmax_epochs_in_flight = 1\n[batch]\nmax_records = 200\n")
+        .unwrap();
     let out = dir.path().join("out");
     let mut child = command()
         .args(["run", "--embed", "off", "--config", config.to_str().unwrap()])

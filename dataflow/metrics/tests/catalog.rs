@@ -135,6 +135,20 @@ fn promtool_check_metrics_finds_no_problem() {
 fn catalog_names_follow_the_convention() {
     let re = regex::Regex::new(r"^millionx_[a-z]+_[a-z0-9_]+$").ok();
     let mut seen = BTreeSet::new();
+    // Bounded label names only: each takes a fixed set of values (`backend`: candle | openvino).
+    const LABELS: [&str; 11] = [
+        "stream",
+        "topic",
+        "partition",
+        "sink",
+        "reason",
+        "worker",
+        "category",
+        "field",
+        "result",
+        "backend",
+        "precision",
+    ];
     for s in CATALOG {
         assert!(re.as_ref().is_some_and(|r| r.is_match(s.name)), "{}", s.name);
         assert!(seen.insert(s.name), "duplicate {}", s.name);
@@ -146,11 +160,7 @@ fn catalog_names_follow_the_convention() {
         assert_eq!(s.kind == Kind::Histogram, !s.buckets.is_empty(), "{}", s.name);
         assert!(s.buckets.windows(2).all(|w| w[0] < w[1]), "{} buckets not increasing", s.name);
         for l in s.labels {
-            assert!(
-                ["stream", "topic", "partition", "sink", "reason", "worker", "category", "field", "result"].contains(l),
-                "{}: unbounded or unknown label {l}",
-                s.name
-            );
+            assert!(LABELS.contains(l), "{}: unbounded or unknown label {l}", s.name);
         }
     }
     // Thresholds of the alert rules are bucket bounds (exact histogram_quantile decisions).

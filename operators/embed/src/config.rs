@@ -9,10 +9,10 @@ use std::time::Duration;
 use millionx_dataflow::config::{ConfigError, ConnectorConfig, Env, Shared};
 use serde::Deserialize;
 
+use crate::backend::EmbedBackend;
 use crate::model::MODEL_DIR_ENV;
 use crate::operator::EmbedConfig;
 use crate::pool::PoolConfig;
-use crate::backend::EmbedBackend;
 use crate::run::EmbedMode;
 
 /// Longest `deadline_ms`, 1 h.
