@@ -111,6 +111,68 @@ fn kafka_replay_with_two_workers_equals_the_file_replay_and_commits_the_end() {
     assert_eq!(canonical(&out_new)["SOCIAL_POSTS"], got["SOCIAL_POSTS"]);
 }
 
+/// Two processes (`-n 2`, two workers each, one consumer group) over topics with two partitions write the same
+/// rows, record by record, as one process with one worker (with its durable state on), and together commit the end
+/// of every partition.
+#[test]
+fn two_processes_reading_one_group_write_the_rows_of_one_process() {
+    let broker = Broker::start(2);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    gen(&data, 4000, 4000);
+    let config = write_config(tmp.path(), "");
+    run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
+    let total = lines(&data.join("social.jsonl")) + lines(&data.join("market.jsonl"));
+    let run = |out: &Path, group: &str, extra: &[&str]| {
+        command()
+            .args(["run", "--embed", "off", "--config", s(&config), "--out", s(out)])
+            .args(["--source", "kafka", "--brokers", &broker.addr, "--group", group, "--exit-at-end"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let out_one = tmp.path().join("out-one");
+    let mut one = run(&out_one, "one", &["-w", "1"]);
+    assert!(common::wait_exit(&mut one, Duration::from_secs(120), "the -n 1 run").success());
+
+    let out_two = tmp.path().join("out-two");
+    let ports: Vec<u16> =
+        (0..2).map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()).collect();
+    let hostfile = tmp.path().join("hosts");
+    std::fs::write(&hostfile, format!("127.0.0.1:{}\n127.0.0.1:{}\n", ports[0], ports[1])).unwrap();
+    // Durable state is per process and refused with `-n > 1` (README, the Kafka row), hence `--no-state`.
+    let cluster = |p: &str| run(&out_two, "two", &["-w", "2", "-n", "2", "-p", p, "-h", s(&hostfile), "--no-state"]);
+    let mut p0 = cluster("0");
+    std::thread::sleep(Duration::from_millis(300));
+    let mut p1 = cluster("1");
+    for (p, child) in [("0", &mut p0), ("1", &mut p1)] {
+        let status = common::wait_exit(child, Duration::from_secs(120), &format!("-n 2 process {p}"));
+        let mut err = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+        assert!(status.success(), "-n 2 process {p}: {status}\n{err}");
+    }
+
+    let (want, got) = (canonical(&out_one), canonical(&out_two));
+    assert!(want["SOCIAL_POSTS"].len() > 3000 && !want["dlq"].is_empty() && !want["quality"].is_empty());
+    for (name, rows) in &want {
+        assert_eq!(rows.len(), got[name].len(), "{name}: row count");
+        for (i, (a, b)) in rows.iter().zip(&got[name]).enumerate() {
+            assert_eq!(a, b, "{name}: row {i} of the sorted rows differs");
+        }
+    }
+    // Every worker of both processes wrote its share (worker 3 is process 1's second worker).
+    let writers: BTreeSet<String> = common::files(&out_two.join("snowflake"))
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str()?.get(..4).map(str::to_owned))
+        .collect();
+    assert!(writers.contains("w000") && writers.contains("w003"), "files by worker: {writers:?}");
+    assert_eq!(committed_total(&broker.addr, "one"), total);
+    assert_eq!(committed_total(&broker.addr, "two"), total, "-n 2 committed the end of every record partition");
+}
+
 fn ids(dir: &Path, table: &str, key: &str) -> BTreeSet<String> {
     ndjson(&dir.join("snowflake").join(table)).iter().map(|r| r[key].as_str().unwrap().to_owned()).collect()
 }
