@@ -629,9 +629,14 @@ fn start_embedding(
     let observer: millionx_embed::BatchObserver = Arc::new(move |took, _texts| m.embedding_duration(took));
     let mode = args.embed.unwrap_or(table.mode);
     let backend = args.embed_backend.unwrap_or(table.backend);
-    let pool =
-        millionx_embed::start_for_run(mode, backend, table.model_dir.as_deref(), table.pool(), Some(observer))
-            .map_err(|e| Failure::Usage(format!("{}: {e}", if args.embed.is_some() { "--embed" } else { "embed" })))?;
+    let pool = millionx_embed::start_for_run(
+        mode,
+        backend,
+        table.model_dir.as_deref().map(|d| (d, table.model_dir_key)),
+        table.pool(),
+        Some(observer),
+    )
+    .map_err(|e| Failure::Usage(format!("{}: {e}", if args.embed.is_some() { "--embed" } else { "embed" })))?;
     if let Some(p) = &pool {
         let runtime = p.encoder().runtime();
         metrics.embedding_backend(runtime.backend, runtime.precision.as_str());

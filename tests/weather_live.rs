@@ -392,8 +392,9 @@ fn run_weather_owm_enriches_from_the_live_feed_and_ends_once_covered() {
     std::fs::write(
         &config,
         "[input]\nepoch_lines = 300\n[batch]\nmax_records = 300\nmax_age_ms = 200\n\
-         [weather]\nspacing_ms = 0\n[weather.retry]\ninitial_backoff_ms = 5\nmax_backoff_ms = 10\n\
-         cities = [\"Dhaka\", \"Chittagong\", \"Khulna\", \"Rajshahi\", \"Barisal\", \"Rangpur\", \"Mymensingh\", \"Sylhet\"]\n",
+         [weather]\nspacing_ms = 0\n\
+         cities = [\"Dhaka\", \"Chittagong\", \"Khulna\", \"Rajshahi\", \"Barisal\", \"Rangpur\", \"Mymensingh\", \"Sylhet\"]\n\
+         [weather.retry]\ninitial_backoff_ms = 5\nmax_backoff_ms = 10\n",
     )
     .unwrap();
     let out = tmp.path().join("out");

@@ -47,6 +47,10 @@ pub struct EmbedTable {
     /// Model directory (must hold `config.json`, `tokenizer.json`, `model.safetensors`). Unset: the cache that
     /// `ops/models/fetch-minilm.sh` fills (`$XDG_CACHE_HOME` or `~/.cache`, `millionx/all-MiniLM-L6-v2`).
     pub model_dir: Option<PathBuf>,
+    /// Where `model_dir` came from, for errors: `embed.model_dir`, or `MILLIONX_MODEL_DIR` when the environment
+    /// overrode it.
+    #[serde(skip)]
+    pub model_dir_key: &'static str,
 }
 
 impl Default for EmbedTable {
@@ -64,6 +68,7 @@ impl Default for EmbedTable {
             max_batch: pool.max_batch,
             cache_capacity: pool.cache_capacity,
             model_dir: None,
+            model_dir_key: "embed.model_dir",
         }
     }
 }
@@ -123,6 +128,7 @@ impl ConnectorConfig for EmbedTable {
     fn apply_env(&mut self, env: &Env) -> Result<(), ConfigError> {
         if let Some(dir) = env.get(MODEL_DIR_ENV) {
             self.model_dir = Some(PathBuf::from(dir));
+            self.model_dir_key = MODEL_DIR_ENV;
         }
         Ok(())
     }
@@ -172,8 +178,8 @@ mod tests {
     fn the_environment_overrides_the_model_dir() {
         let env = Env::from_pairs([(MODEL_DIR_ENV, "/models/minilm")]);
         let t = load("model_dir = \"/elsewhere\"\n", &env).expect("valid");
-        assert_eq!(t.model_dir, Some(PathBuf::from("/models/minilm")));
+        assert_eq!((t.model_dir, t.model_dir_key), (Some(PathBuf::from("/models/minilm")), MODEL_DIR_ENV));
         let t = load("model_dir = \"/elsewhere\"\n", &Env::empty()).expect("valid");
-        assert_eq!(t.model_dir, Some(PathBuf::from("/elsewhere")));
+        assert_eq!((t.model_dir, t.model_dir_key), (Some(PathBuf::from("/elsewhere")), "embed.model_dir"));
     }
 }

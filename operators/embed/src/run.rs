@@ -23,8 +23,8 @@ pub enum EmbedMode {
     Off,
 }
 
-/// Loads the model as `mode` says, from `model_dir` (`embed.model_dir`, which `MILLIONX_MODEL_DIR` overrides)
-/// when given, else from [`locate_model_dir`], on `backend` with `threads` pool threads:
+/// Loads the model as `mode` says, from `model_dir` (the directory and the key errors name: `embed.model_dir`,
+/// or `MILLIONX_MODEL_DIR`, which overrides it) when given, else from [`locate_model_dir`], on `backend` with `threads` pool threads:
 /// `Ok(Some((encoder, directory)))` embeddings on, `Ok(None)` off.
 ///
 /// Errors: with [`EmbedMode::On`], any reason the model cannot be used ([`EmbedError::NoModel`],
@@ -35,11 +35,11 @@ pub enum EmbedMode {
 pub fn load_for_run(
     mode: EmbedMode,
     backend: EmbedBackend,
-    model_dir: Option<&Path>,
+    model_dir: Option<(&Path, &'static str)>,
     threads: usize,
 ) -> Result<Option<(Arc<dyn TextEncoder>, PathBuf)>, EmbedError> {
     let locate = || match model_dir {
-        Some(dir) => check_model_dir(dir, "embed.model_dir"),
+        Some((dir, key)) => check_model_dir(dir, key),
         None => locate_model_dir(),
     };
     let load = |dir: PathBuf| load_encoder(backend, &dir, threads).map(|e| (e, dir));
@@ -74,7 +74,7 @@ pub fn load_for_run(
 pub fn start_for_run(
     mode: EmbedMode,
     backend: EmbedBackend,
-    model_dir: Option<&Path>,
+    model_dir: Option<(&Path, &'static str)>,
     config: PoolConfig,
     observer: Option<BatchObserver>,
 ) -> Result<Option<EmbedPool>, EmbedError> {
