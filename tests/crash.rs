@@ -164,7 +164,9 @@ fn crash_until_done(
         resumed += usize::from(stderr.iter().any(|l| l.contains("resuming from the checkpoint")));
     }
     let summary = common::summary(out);
-    assert!(summary["state"]["snapshots_stored"].as_u64().unwrap() > 0, "{summary}");
+    // The last attempt stores a snapshot, or resumed from one (it may start past the last boundary it reaches).
+    let state = &summary["state"];
+    assert!(state["snapshots_stored"].as_u64().unwrap() > 0 || state["resumed_from_epoch"].is_u64(), "{summary}");
     (kills, resumed)
 }
 
