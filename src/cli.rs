@@ -563,7 +563,7 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
         embed_stats: Arc::clone(&embed_stats),
         metrics,
         live_weather,
-        stop,
+        stop: Arc::clone(&stop),
         state: state.clone(),
     };
     let errors = Arc::new(Mutex::new(Vec::new()));
@@ -594,6 +594,12 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if let Some(feed) = reports.iter().find_map(|r| r.weather_feed.as_ref()) {
         report_feed(feed, &mut summary);
     }
+    // A run stopped by SIGINT/SIGTERM drained and flushed what it had read; the rest is read by the next run.
+    let signalled = stop.load(std::sync::atomic::Ordering::SeqCst);
+    if signalled {
+        println!("stopped by SIGINT/SIGTERM: reading stopped, everything read was flushed");
+    }
+    summary["stopped_by_signal"] = serde_json::Value::Bool(signalled);
     if let Some((line, json)) = crate::resume::summary_line(&reports, state.as_ref()) {
         println!("{line}");
         summary["state"] = json;

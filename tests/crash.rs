@@ -107,21 +107,23 @@ fn batch_files(out: &Path) -> usize {
     common::files(&out.join("snowflake")).len()
 }
 
-/// A gen.py data set (duplicates, late and bad records) when ../shared has it, else `millionx gen`'s.
-fn dataset(dir: &Path) -> PathBuf {
+/// A gen.py data set (duplicates, late and bad records) when ../shared has it, else `millionx gen`'s:
+/// `records` posts and as many orders.
+fn dataset(dir: &Path, records: u32) -> PathBuf {
     let data = dir.join("data");
-    let args =
-        ["--social", "2500", "--market", "2500", "--bad-rate", "0.03", "--dup-rate", "0.03", "--late-rate", "0.03"];
+    let n = records.to_string();
+    let args = ["--social", &n, "--market", &n, "--bad-rate", "0.03", "--dup-rate", "0.03", "--late-rate", "0.03"];
     if !common::gen_py(&data, &args) {
         run_ok(&[&["gen", "--out", s(&data)][..], &args[..]].concat());
     }
     data
 }
 
-/// A broker with the crash data set in its topics.
-fn loaded_broker(dir: &Path) -> Broker {
-    let broker = Broker::start(1);
-    let data = dataset(dir);
+/// A broker with the crash data set in its topics, `partitions` partitions each (2,500 posts and 2,500
+/// orders per partition: as many epochs per partition whatever the count).
+fn loaded_broker(dir: &Path, partitions: u32) -> Broker {
+    let broker = Broker::start(partitions);
+    let data = dataset(dir, 2500 * partitions);
     run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
     broker
 }
@@ -187,7 +189,7 @@ fn assert_same(want: &BTreeMap<String, Vec<String>>, got: &BTreeMap<String, Vec<
 #[test]
 fn kill_9_at_a_checkpoint_write_a_flush_and_at_random_then_restart_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = loaded_broker(tmp.path());
+    let broker = loaded_broker(tmp.path(), 1);
     let config = write_config(tmp.path(), "");
 
     let reference = tmp.path().join("reference");
@@ -208,6 +210,34 @@ fn kill_9_at_a_checkpoint_write_a_flush_and_at_random_then_restart_equals_an_uni
     assert!(resumed >= 3, "only {resumed} restarts resumed from a checkpoint");
     let figures = assert_same(&want, &canonical(&crashed), kills);
     eprintln!("crash test (files): {kills} kills, {resumed} resumed runs; {figures}");
+}
+
+/// Two partitions per topic, each worker reading three: the workers' sources run at different epochs, a
+/// caught-up worker jumps ahead, and each worker's snapshot must still cut the same epoch boundary. Then
+/// the finished group is run once more (an operator restarting a service that had nothing left to do):
+/// the output stays as it was.
+#[test]
+fn two_partitions_per_topic_kill_9_then_restart_and_rerun_equal_an_uninterrupted_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = loaded_broker(tmp.path(), 2);
+    let config = write_config(tmp.path(), "");
+
+    let reference = tmp.path().join("reference");
+    run_to_end(&config, &reference, &broker.addr, "reference", &[]);
+    let want = canonical(&reference);
+    assert!(want["SOCIAL_POSTS"].len() > 4000 && want["quality"].len() > 10, "the data set exercises the outputs");
+    let again = tmp.path().join("again");
+    run_to_end(&config, &again, &broker.addr, "again", &[]);
+    assert_same(&want, &canonical(&again), 0);
+
+    let crashed = tmp.path().join("crashed");
+    let plan = [(Some("checkpoint:3"), 0), (None, 6), (Some("flush:9"), 0), (Some("checkpoint:2"), 0)];
+    let (kills, resumed) = crash_until_done(&config, &crashed, &broker.addr, &[], &plan);
+    assert!(kills >= 3 && resumed >= 2, "{kills} kills, {resumed} resumed runs");
+    let figures = assert_same(&want, &canonical(&crashed), kills);
+    run_to_end(&config, &crashed, &broker.addr, "crashed", &[]);
+    let rerun = assert_same(&want, &canonical(&crashed), kills);
+    eprintln!("crash test (2 partitions): {kills} kills, {resumed} resumed runs; {figures}; after a re-run: {rerun}");
 }
 
 /// The Weaviate double's objects of both classes, by id, without the wall-clock property.
@@ -232,7 +262,7 @@ fn weaviate_objects(double: &WeaviateDouble) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn kill_9_into_the_weaviate_double_then_restart_stores_exactly_the_uninterrupted_objects() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = loaded_broker(tmp.path());
+    let broker = loaded_broker(tmp.path(), 1);
     let (reference_double, crashed_double) = (WeaviateDouble::start().unwrap(), WeaviateDouble::start().unwrap());
     let configs: Vec<PathBuf> = [&reference_double, &crashed_double]
         .iter()
@@ -306,7 +336,7 @@ fn snowflake_rows(config: &Path) -> BTreeMap<String, Vec<String>> {
 #[test]
 fn kill_9_into_fakesnow_then_restart_leaves_exactly_the_uninterrupted_rows() {
     let tmp = tempfile::tempdir().unwrap();
-    let broker = loaded_broker(tmp.path());
+    let broker = loaded_broker(tmp.path(), 1);
     let password = tmp.path().join("password");
     std::fs::write(&password, "test\n").unwrap();
     let mut emulators = Vec::new();

@@ -39,10 +39,11 @@ fn expected(file: &Path, id_key: &str, personal_keys: &[&str]) -> Expected {
             }
         }
         let id = v[id_key].as_str().unwrap().to_owned();
-        if e.first.contains_key(&id) {
-            e.duplicates += 1;
-        } else {
-            e.first.insert(id, i as u64);
+        match e.first.entry(id) {
+            std::collections::btree_map::Entry::Occupied(_) => e.duplicates += 1,
+            std::collections::btree_map::Entry::Vacant(v) => {
+                v.insert(i as u64);
+            }
         }
     }
     e
@@ -543,6 +544,7 @@ fn the_summary_counts_every_line_even_when_windows_closed_before_late_records() 
         late += s["late"].as_u64().unwrap();
     }
     assert!(late > 0, "the set-up must produce late observations: {summary}");
+    assert_eq!(summary["stopped_by_signal"], false, "{summary}");
 }
 
 #[test]
@@ -576,4 +578,5 @@ fn sigterm_during_a_file_replay_drains_flushes_and_exits_0_with_a_summary() {
     let summary = summary(&out);
     assert!(written > 0 && written < 40000, "stopped mid-way: {written} rows");
     assert_eq!(summary["sinks"]["snowflake/SOCIAL_POSTS"]["rows"].as_u64(), Some(written), "{summary}");
+    assert_eq!(summary["stopped_by_signal"], true, "{summary}");
 }

@@ -134,6 +134,13 @@ impl Slot {
         Slot { name, registry: Rc::clone(registry), last }
     }
 
+    /// The first epoch of this run: the restored boundary, else 0. An operator that emits at its own
+    /// capability (e.g. at the end of its input) starts that capability here, so a resumed run never emits
+    /// below its boundary: those epochs' output exists already.
+    pub fn resume(&self) -> Epoch {
+        self.registry.borrow().resume
+    }
+
     /// This slot's restored state; `None` when there is none or it does not decode (the error is recorded
     /// in the registry and fails the start).
     pub fn restore<T: DeserializeOwned>(&self) -> Option<T> {
@@ -227,6 +234,7 @@ mod tests {
         let reg = Checkpoints::new(4, Some((8, snap)));
         let a = Slot::new(&reg, "a");
         assert_eq!(a.due(8), None, "the restored boundary is not taken again");
+        assert_eq!(a.resume(), 8);
         assert_eq!(a.due(12), Some(12));
         assert_eq!(a.restore::<u64>(), Some(7));
         assert_eq!(a.restore::<u64>(), None);

@@ -160,18 +160,24 @@ fn build<'scope>(
         checkpoints,
     )?;
 
+    // A resumed run's first epoch: no report precedes it.
+    let from = checkpoints.borrow().resume();
     // Validation; each validated stream's metas feed its watermark reports and the observations.
     let (posts, posts_rejected, post_metas) = inputs.social.clone().validate(social::validate);
     let (orders, orders_rejected, order_metas) = inputs.market.clone().validate(market::validate);
     let post_reports =
-        post_metas.clone().watermark_reports(StreamKind::Social, inputs.partitions(StreamKind::Social), reader);
+        post_metas.clone().watermark_reports(StreamKind::Social, inputs.partitions(StreamKind::Social), reader, from);
     let order_reports =
-        order_metas.clone().watermark_reports(StreamKind::Market, inputs.partitions(StreamKind::Market), reader);
+        order_metas.clone().watermark_reports(StreamKind::Market, inputs.partitions(StreamKind::Market), reader, from);
     let weather_lines =
         weather_input.lines(&mut inputs, scope.concatenate([post_reports.clone(), order_reports.clone()]));
     let (readings, readings_rejected, reading_metas) = weather_lines.validate(weather::validate);
-    let reading_reports =
-        reading_metas.clone().watermark_reports(StreamKind::Weather, inputs.partitions(StreamKind::Weather), reader);
+    let reading_reports = reading_metas.clone().watermark_reports(
+        StreamKind::Weather,
+        inputs.partitions(StreamKind::Weather),
+        reader,
+        from,
+    );
     let mut report_streams = vec![post_reports, order_reports, reading_reports];
     report_streams.append(&mut inputs.reports);
     let reports: Stream<'_, Epoch, Vec<WatermarkReport>> = scope.concatenate(report_streams).broadcast();

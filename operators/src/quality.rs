@@ -227,8 +227,10 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
         let (out, partials) = builder.new_output::<Vec<QualityWindow>>();
         let mut out = OutputBuilder::from(out);
 
+        let resume = slot.resume();
         builder.build(move |mut caps| {
             let mut held = caps.pop();
+            held.iter_mut().for_each(|c| c.downgrade(&resume));
             let mut obs_stash = EpochStash::<Observation>::default();
             let mut report_stash = EpochStash::<WatermarkReport>::default();
             let (mut tracker, mut open, mut closed_before, mut untimed) = match restored {
@@ -326,7 +328,7 @@ impl<'scope> QualityWindows<'scope> for Stream<'scope, Epoch, Vec<Observation>> 
                         if let Some(b) = slot.due(f) {
                             slot.offer(b, &save(&tracker, &open, &closed_before, &untimed));
                         }
-                        cap.downgrade(&f)
+                        cap.downgrade(&f.max(resume))
                     }
                     None => {
                         let at = *cap.time();

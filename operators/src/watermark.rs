@@ -15,7 +15,7 @@
 //! let r = |t| Meta { origin: Origin { stream: StreamKind::Social, partition: 0, offset: 0 }, event_time: EventTime(t), ingest_ns: 0 };
 //! let reports = timely::example(move |scope| {
 //!     vec![r(5), r(9), r(7)].to_stream(scope).container::<Vec<_>>()
-//!         .watermark_reports(StreamKind::Social, vec![0], 0)
+//!         .watermark_reports(StreamKind::Social, vec![0], 0, 0)
 //!         .capture()
 //! });
 //! let reports: Vec<_> = reports.into_iter().flat_map(|e| match e { Event::Messages(_, d) => d, _ => Vec::new() }).collect();
@@ -35,12 +35,14 @@ use crate::progress::epoch_of;
 
 /// Derives watermark reports from the [`Meta`] of validated records.
 pub trait WatermarkReports<'scope> {
-    /// Reports for `stream`, partitions `partitions`, reader `reader` (the worker index).
+    /// Reports for `stream`, partitions `partitions`, reader `reader` (the worker index), at epochs
+    /// `≥ from` (the boundary a resumed run restarts at, else 0).
     fn watermark_reports(
         self,
         stream: StreamKind,
         partitions: Vec<u32>,
         reader: u32,
+        from: Epoch,
     ) -> Stream<'scope, Epoch, Vec<WatermarkReport>>;
 }
 
@@ -50,8 +52,10 @@ impl<'scope> WatermarkReports<'scope> for Stream<'scope, Epoch, Vec<Meta>> {
         stream: StreamKind,
         partitions: Vec<u32>,
         reader: u32,
+        from: Epoch,
     ) -> Stream<'scope, Epoch, Vec<WatermarkReport>> {
-        self.unary_frontier(Pipeline, &format!("Watermarks({})", stream.name()), move |cap, _info| {
+        self.unary_frontier(Pipeline, &format!("Watermarks({})", stream.name()), move |mut cap, _info| {
+            cap.downgrade(&from);
             let mut held = Some(cap);
             let mut max: BTreeMap<u32, Option<EventTime>> = partitions.iter().map(|p| (*p, None)).collect();
             let mut pending: BTreeMap<Epoch, BTreeMap<u32, EventTime>> = BTreeMap::new();
@@ -100,7 +104,7 @@ impl<'scope> WatermarkReports<'scope> for Stream<'scope, Epoch, Vec<Meta>> {
                     }
                 }
                 match f {
-                    Some(f) => cap.downgrade(&f),
+                    Some(f) => cap.downgrade(&f.max(from)),
                     None => {
                         let at = cap.delayed(&last_epoch.max(*cap.time()));
                         output.session(&at).give_iterator(max.iter().map(|(p, m)| report(*p, *m, true)));

@@ -108,8 +108,10 @@ where
         let (out, joined) = builder.new_output::<Vec<T>>();
         let mut out = OutputBuilder::from(out);
 
+        let resume = slot.resume();
         builder.build(move |mut caps| {
             let mut held = caps.pop();
+            held.iter_mut().for_each(|c| c.downgrade(&resume));
             let mut record_stash = EpochStash::<T>::default();
             let mut weather_stash = EpochStash::<WeatherReading>::default();
             let mut report_stash = EpochStash::<WatermarkReport>::default();
@@ -169,7 +171,7 @@ where
                         if let Some(b) = slot.due(f) {
                             slot.offer(b, &(&tracker, &table, &pending));
                         }
-                        cap.downgrade(&f)
+                        cap.downgrade(&f.max(resume))
                     }
                     None => {
                         // Every input has ended: the weather is complete, release what is left.

@@ -15,7 +15,7 @@ use millionx_dataflow::Epoch;
 use redb::{Database, ReadableTable, TableDefinition};
 
 /// The snapshot format; bump on any change of an operator's checkpointed state.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 const HEADER: TableDefinition<&str, &[u8]> = TableDefinition::new("header");
 const SNAPSHOTS: TableDefinition<(u32, u64), &[u8]> = TableDefinition::new("snapshots");

@@ -23,6 +23,9 @@ pub enum EmbedMode {
     Off,
 }
 
+/// An encoder ready for a run and the model folder it was loaded from.
+pub type LoadedEncoder = (Arc<dyn TextEncoder>, PathBuf);
+
 /// Loads the model as `mode` says, from `model_dir` (the directory and the key errors name: `embed.model_dir`,
 /// or `MILLIONX_MODEL_DIR`, which overrides it) when given, else from [`locate_model_dir`], on `backend` with `threads` pool threads:
 /// `Ok(Some((encoder, directory)))` embeddings on, `Ok(None)` off.
@@ -37,7 +40,7 @@ pub fn load_for_run(
     backend: EmbedBackend,
     model_dir: Option<(&Path, &'static str)>,
     threads: usize,
-) -> Result<Option<(Arc<dyn TextEncoder>, PathBuf)>, EmbedError> {
+) -> Result<Option<LoadedEncoder>, EmbedError> {
     let locate = || match model_dir {
         Some((dir, key)) => check_model_dir(dir, key),
         None => locate_model_dir(),

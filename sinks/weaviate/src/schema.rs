@@ -514,7 +514,7 @@ pub fn run_schema(args: &SchemaArgs, config: Option<&WeaviateConfig>) -> ExitCod
         std::io::stdin().read_line(&mut answer).is_ok() && matches!(answer.trim(), "y" | "Y" | "yes" | "YES")
     };
     let mut stdout = std::io::stdout();
-    match runtime.block_on(schema_command(&args, &config, &classes, &mut stdout, &mut confirm)) {
+    match runtime.block_on(schema_command(args, &config, &classes, &mut stdout, &mut confirm)) {
         Ok(report) if report.drift.is_empty() => ExitCode::SUCCESS,
         Ok(_) => ExitCode::from(1),
         Err(e) => {

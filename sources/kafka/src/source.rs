@@ -189,11 +189,10 @@ pub struct SourceControl {
     pub checkpoint_epochs: u64,
 }
 
-/// What a checkpoint of the source keeps: its capability and the next offset of every partition it
-/// reads, as of the boundary.
+/// What a checkpoint of the source keeps: the next offset of every partition it reads, as of the boundary.
+/// A run restored from boundary `B` starts its capability at `B`.
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct SourceState {
-    cap: Epoch,
     next: BTreeMap<(String, i32), i64>,
 }
 
@@ -308,6 +307,8 @@ pub fn kafka_source_for<'scope>(
     // A worker without partitions ends at once and takes no part in checkpoints.
     let mut checkpoint = (!mine.is_empty()).then(|| Slot::new(checkpoints, "kafka"));
     let restored = checkpoint.as_ref().and_then(Slot::restore::<SourceState>).unwrap_or_default();
+    // A resumed run emits nothing before its boundary: the epochs below it are in the output already.
+    let resume = checkpoints.borrow().resume();
     let checkpoints = Rc::clone(checkpoints);
     let parts = start_offsets(&consumer, config, &mine, &restored.next)?;
     let mut tpl = TopicPartitionList::new();
@@ -362,10 +363,9 @@ pub fn kafka_source_for<'scope>(
     const LAG_REFRESH: Duration = Duration::from_secs(1);
     const IDLE_POLL: Duration = Duration::from_millis(5);
 
-    control.high_epoch.fetch_max(restored.cap, Ordering::Relaxed);
+    control.high_epoch.fetch_max(resume, Ordering::Relaxed);
     builder.build(move |mut caps| {
-        // A restored run replays from the snapshot's boundary: nothing earlier is emitted.
-        let mut cap_epoch: Epoch = restored.cap;
+        let mut cap_epoch: Epoch = resume;
         for c in caps.iter_mut() {
             c.downgrade(&cap_epoch);
         }
@@ -390,7 +390,7 @@ pub fn kafka_source_for<'scope>(
                 if let (Some(slot), true, false) = (checkpoint.as_mut(), at_end, stop) {
                     // Read to the end: these offsets stand for every later checkpoint of this worker.
                     let next = sh.parts.iter().map(|p| ((p.topic.clone(), p.partition), p.next)).collect();
-                    slot.finish(cap_epoch, &SourceState { cap: 0, next });
+                    slot.finish(cap_epoch, &SourceState { next });
                 }
                 sh.record_lag(None);
                 caps = None;
@@ -579,7 +579,7 @@ pub fn kafka_source_for<'scope>(
                         .enumerate()
                         .map(|(i, p)| ((p.topic.clone(), p.partition), sh.ledger.resume_at(i, b).unwrap_or(p.start)))
                         .collect();
-                    slot.offer(b, &SourceState { cap: b, next });
+                    slot.offer(b, &SourceState { next });
                 }
             }
             control.high_epoch.fetch_max(cap_epoch, Ordering::Relaxed);
