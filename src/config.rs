@@ -64,7 +64,23 @@ impl RunConfig {
         let kafka = take_or_default(&mut doc, &shared, env)?;
         let weather = take(&mut doc, &shared, env)?;
         let embed = take_or_default(&mut doc, &shared, env)?;
-        Ok(RunConfig { core: Config::from_table(doc, env)?, weaviate, snowflake, kafka, weather, embed })
+        let core = Config::from_table(doc, env).map_err(|mut e| {
+            // The connector tables were taken out above; the core's list of tables omits them.
+            if !e.key.contains('.') && e.reason.starts_with("unknown field") {
+                let tables = [
+                    WeaviateConfig::TABLE,
+                    SnowflakeConfig::TABLE,
+                    KafkaConfig::TABLE,
+                    WeatherConfig::TABLE,
+                    EmbedTable::TABLE,
+                ];
+                for t in tables {
+                    e.reason.push_str(&format!(", `{t}`"));
+                }
+            }
+            e
+        })?;
+        Ok(RunConfig { core, weaviate, snowflake, kafka, weather, embed })
     }
 
     /// Reads and parses a TOML file (see [`RunConfig::from_toml`]).
@@ -108,6 +124,7 @@ mod tests {
             ("[batch]\nmax_recordz = 3\n", "batch.max_recordz"),
             ("[batch]\nlinger_ms = 0\n", "batch.linger_ms"),
             ("[kafka]\nbrokers = 3\n", "kafka.brokers"),
+            ("[snowflake]\nuser = \"u\"\n", "snowflake.account"),
             ("[kafka]\nepoch_messages = 0\n", "kafka.epoch_messages"),
             ("[weaviate.batch]\nmax_records = \"x\"\n", "weaviate.batch.max_records"),
             ("[weaviate.batch]\nmax_records = 0\n", "weaviate.batch.max_records"),
@@ -126,6 +143,9 @@ mod tests {
         }
         let e = parse(&format!("{SNOWFLAKE}[snowflake.batch]\nmax_records = 0\n")).expect_err("zero");
         assert_eq!(e.key, "snowflake.batch.max_records");
+        let e = parse("[bogus]\nx = 1\n").expect_err("unknown table");
+        assert_eq!(e.key, "bogus");
+        assert!(e.reason.contains("`state`, `weaviate`, `snowflake`, `kafka`, `weather`, `embed`"), "{}", e.reason);
     }
 
     #[test]

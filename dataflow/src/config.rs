@@ -233,7 +233,8 @@ pub fn from_toml_value<T: DeserializeOwned>(value: toml::Value) -> Result<T, Con
                 }
             }
         }
-        if let Some(unknown) = reason.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+        let named = ["unknown field `", "missing field `"].iter().find_map(|p| reason.strip_prefix(p));
+        if let Some(unknown) = named.and_then(|r| r.split('`').next()) {
             if last.as_deref() != Some(unknown) {
                 if !key.is_empty() {
                     key.push('.');
