@@ -372,7 +372,8 @@ fn kill_9_into_fakesnow_then_restart_leaves_exactly_the_uninterrupted_rows() {
 }
 
 /// The chaos benchmark (`benchmarks/chaos.sh`; ignored in the suite): `MILLIONX_CHAOS_KILLS` (default 20)
-/// SIGKILLs at random instants (0.2–2.5 s into each attempt), then the comparison with the uninterrupted run,
+/// SIGKILLs at random instants (0.2–2.5 s into each attempt) of a run over `MILLIONX_CHAOS_PARTITIONS`
+/// (default 1) partitions per topic, then the comparison with the uninterrupted run,
 /// and the cost of checkpoints: the uninterrupted run's wall time with and without state, snapshot size and
 /// store time. Prints one `chaos:` line per figure.
 #[test]
@@ -380,7 +381,8 @@ fn kill_9_into_fakesnow_then_restart_leaves_exactly_the_uninterrupted_rows() {
 fn chaos_kill_9_at_random_instants() {
     let kills: usize = std::env::var("MILLIONX_CHAOS_KILLS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
     let size = std::env::var("MILLIONX_CHAOS_RECORDS").unwrap_or_else(|_| "25000".to_owned());
-    let broker = Broker::start(1);
+    let partitions: u32 = std::env::var("MILLIONX_CHAOS_PARTITIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let broker = Broker::start(partitions);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let args =
