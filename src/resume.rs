@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use millionx_dataflow::config::Config;
-use millionx_graph::{CheckpointReport, StateSettings, WorkerReport};
+use millionx_graph::{CheckpointPlan, CheckpointReport, StateSettings, WorkerReport};
 use millionx_source_kafka::KafkaConfig;
 use millionx_state::{Header, Store, FORMAT_VERSION};
 
@@ -80,7 +80,8 @@ pub fn open(
     let resume = store.restore_point(range.clone()).map_err(|e| e.to_string())?;
     let every = config.state.checkpoint_epochs;
     clean(&config.output.dir, resume.map(|b| b / every))?;
-    Ok(Some(StateSettings { store: Arc::new(store), every, resume, workers: range }))
+    let plan = Arc::new(CheckpointPlan::new(workers, resume.unwrap_or(0)));
+    Ok(Some(StateSettings { store: Arc::new(store), every, resume, workers: range, plan }))
 }
 
 fn clean(out: &Path, from_segment: Option<u64>) -> Result<(), String> {

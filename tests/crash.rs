@@ -240,6 +240,44 @@ fn two_partitions_per_topic_kill_9_then_restart_and_rerun_equal_an_uninterrupted
     eprintln!("crash test (2 partitions): {kills} kills, {resumed} resumed runs; {figures}; after a re-run: {rerun}");
 }
 
+/// SIGTERM before the first checkpoint (one every 1,000 epochs): the run drains and exits 0 but has no
+/// snapshot, so it must not commit what it read; the restart then starts from the beginning and the output
+/// equals an uninterrupted run's.
+#[test]
+fn sigterm_before_the_first_checkpoint_commits_nothing_and_the_restart_loses_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let broker = loaded_broker(tmp.path(), 2);
+    let config = write_config(tmp.path(), "").with_file_name("rare.toml");
+    std::fs::write(&config, std::fs::read_to_string(tmp.path().join("millionx.toml")).unwrap().replace(
+        "checkpoint_epochs = 2",
+        "checkpoint_epochs = 1000",
+    ))
+    .unwrap();
+    let reference = tmp.path().join("reference");
+    run_to_end(&config, &reference, &broker.addr, "reference", &[]);
+    let want = canonical(&reference);
+
+    let out = tmp.path().join("stopped");
+    let mut run = start(&config, &out, &broker.addr, "stopped", &[], None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while batch_files(&out) < 4 {
+        assert!(run.child.try_wait().unwrap().is_none(), "the run ended before the signal");
+        assert!(Instant::now() < deadline, "no batch files within 120 s");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let status = std::process::Command::new("kill").args(["-TERM", &run.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    assert!(run.child.wait().unwrap().success(), "SIGTERM drains and exits 0");
+    let summary = common::summary(&out);
+    assert_eq!(summary["stopped_by_signal"], true, "{summary}");
+    assert!(summary["state"]["newest_epoch"].is_null(), "no checkpoint before the signal: {summary}");
+
+    let stderr = run_to_end(&config, &out, &broker.addr, "stopped", &[]);
+    assert!(!stderr.iter().any(|l| l.contains("resuming from the checkpoint")), "{}", stderr.join("\n"));
+    let figures = assert_same(&want, &canonical(&out), 1);
+    eprintln!("crash test (SIGTERM, no checkpoint): {figures}");
+}
+
 /// The Weaviate double's objects of both classes, by id, without the wall-clock property.
 fn weaviate_objects(double: &WeaviateDouble) -> BTreeMap<String, Vec<String>> {
     ["SocialPost", "MarketOrder"]

@@ -4,11 +4,13 @@
 //! Every `every` epochs there is a boundary `B` (a multiple of `every`). An operator that processes
 //! complete epochs in order contributes, through its [`Slot`], its state after every epoch `< B` and before
 //! any epoch `≥ B`: just before it processes an epoch `≥ B`, or once its input frontier has reached `B`.
-//! When every registered slot has contributed `B`, the snapshot of `B` is complete
-//! ([`Checkpoints::take_complete`]); the worker stores it once the sinks have acknowledged every epoch
-//! `< B`, then marks it durable ([`Checkpoints::set_durable`]), which lets the Kafka source commit offsets
-//! up to it. A restarted run restores the snapshot of `B` ([`Checkpoints::restoring`]), seeks its
-//! source to the offsets stored in it and so replays exactly the epochs `≥ B`.
+//! A contribution at `B` also stands for the boundaries skipped since the slot's previous one (nothing was
+//! processed in between), so a worker can assemble its snapshot of any boundary up to
+//! [`Checkpoints::covered`] ([`Checkpoints::snapshot_at`]). The workers of a process agree on which
+//! boundary they all store next (`millionx_graph`'s checkpoint plan); once every worker stored it, it is
+//! durable ([`Checkpoints::set_durable`]) and the Kafka source may commit offsets up to it. A restarted run
+//! restores the snapshot of `B` ([`Checkpoints::new`]), seeks its source to the offsets stored in it and
+//! so replays exactly the epochs `≥ B`.
 //!
 //! State is encoded with bincode 1.3 ([`encode`], [`decode`]). A registry made with
 //! [`Checkpoints::disabled`] takes nothing (file replay, tests).
@@ -35,7 +37,8 @@ pub struct Checkpoints {
     resume: Epoch,
     restored: Snapshot,
     slots: BTreeSet<String>,
-    partial: BTreeMap<Epoch, Snapshot>,
+    /// Per slot, its contributions by boundary; each stands for the boundaries after the previous one.
+    offered: BTreeMap<String, BTreeMap<Epoch, Vec<u8>>>,
     /// Final state of slots that will not change again, valid for every boundary from the epoch given.
     finished: BTreeMap<String, (Epoch, Vec<u8>)>,
     durable: Option<Epoch>,
@@ -80,23 +83,46 @@ impl Checkpoints {
         self.error.as_deref()
     }
 
-    /// Removes and returns the newest complete snapshot, if any (older ones are dropped).
-    pub fn take_complete(&mut self) -> Option<(Epoch, Snapshot)> {
-        let has = |b: Epoch, s: &Snapshot, n: &String| {
-            s.contains_key(n) || self.finished.get(n).is_some_and(|(from, _)| *from <= b)
-        };
-        let newest =
-            self.partial.iter().rev().find(|(b, s)| self.slots.iter().all(|n| has(**b, s, n))).map(|(b, _)| *b)?;
-        let rest = self.partial.split_off(&(newest + 1));
-        let mut snapshot = self.partial.remove(&newest).unwrap_or_default();
-        self.partial = rest;
-        for (name, (_, bytes)) in &self.finished {
-            snapshot.entry(name.clone()).or_insert_with(|| bytes.clone());
-        }
-        Some((newest, snapshot))
+    /// Epochs between boundaries (0 when disabled).
+    pub fn every(&self) -> Epoch {
+        self.every
     }
 
-    /// The snapshot of `boundary` is stored: offsets may be committed up to it.
+    /// The newest boundary every slot has contributed (or stands for, when finished); `None` before every
+    /// slot contributed once, or when every slot is finished (nothing bounds the boundary then).
+    pub fn covered(&self) -> Option<Epoch> {
+        self.slots
+            .iter()
+            .filter(|n| !self.finished.contains_key(*n))
+            .map(|n| self.offered.get(n).and_then(|o| o.keys().next_back().copied()))
+            .try_fold(None, |acc: Option<Epoch>, last| last.map(|l| Some(acc.map_or(l, |a| a.min(l)))))
+            .flatten()
+    }
+
+    /// The worker's snapshot of `boundary`: every slot's contribution standing for it; `None` when a slot has
+    /// none (`boundary` is beyond [`Checkpoints::covered`] or was dropped by [`Checkpoints::forget_before`]).
+    pub fn snapshot_at(&self, boundary: Epoch) -> Option<Snapshot> {
+        self.slots
+            .iter()
+            .map(|n| {
+                let bytes = match self.finished.get(n) {
+                    Some((from, bytes)) if *from <= boundary => Some(bytes),
+                    _ => self.offered.get(n).and_then(|o| o.range(boundary..).next()).map(|(_, b)| b),
+                };
+                bytes.map(|b| (n.clone(), b.clone()))
+            })
+            .collect()
+    }
+
+    /// Drops the contributions that stand only for boundaries before `boundary` (it was stored).
+    pub fn forget_before(&mut self, boundary: Epoch) {
+        for offers in self.offered.values_mut() {
+            let keep = offers.split_off(&boundary);
+            *offers = keep;
+        }
+    }
+
+    /// Every worker of the process stored the snapshot of `boundary`: offsets may be committed up to it.
     pub fn set_durable(&mut self, boundary: Epoch) {
         self.durable = Some(self.durable.map_or(boundary, |d| d.max(boundary)));
     }
@@ -166,6 +192,16 @@ impl Slot {
         (b > self.last).then_some(b)
     }
 
+    /// Every boundary not yet contributed up to `next` (as [`Slot::due`]), oldest first: for state that
+    /// differs per boundary even when nothing was processed in between (a source's offsets).
+    pub fn due_each(&self, next: Epoch) -> Vec<Epoch> {
+        let every = self.registry.borrow().every;
+        match self.due(next) {
+            Some(b) => (self.last / every + 1..=b / every).map(|k| k * every).collect(),
+            None => Vec::new(),
+        }
+    }
+
     /// The slot's state will not change again (a source that read its partitions to the end): `state`
     /// stands for every boundary `≥ from`, the epoch after the last it emitted.
     pub fn finish<T: Serialize>(&mut self, from: Epoch, state: &T) {
@@ -180,13 +216,14 @@ impl Slot {
         }
     }
 
-    /// Contributes `state` as of `boundary` (see [`Slot::due`]).
+    /// Contributes `state` as of `boundary` (see [`Slot::due`]); it also stands for the boundaries since the
+    /// slot's previous contribution.
     pub fn offer<T: Serialize>(&mut self, boundary: Epoch, state: &T) {
         self.last = boundary;
         let mut r = self.registry.borrow_mut();
         match encode(state) {
             Ok(bytes) => {
-                r.partial.entry(boundary).or_default().insert(self.name.clone(), bytes);
+                r.offered.entry(self.name.clone()).or_default().insert(boundary, bytes);
             }
             Err(e) => {
                 r.error.get_or_insert_with(|| format!("encoding `{}`: {e}", self.name));
@@ -201,30 +238,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_snapshot_completes_when_every_slot_contributed_and_gates_commits() {
+    fn a_snapshot_is_covered_when_every_slot_contributed_and_gates_commits() {
         let reg = Checkpoints::new(4, None);
         let mut a = Slot::new(&reg, "a");
         let mut b = Slot::new(&reg, "b");
         assert_eq!((a.due(3), a.due(4), a.due(9)), (None, Some(4), Some(8)));
+        assert_eq!((a.due_each(3), a.due_each(9)), (vec![], vec![4, 8]));
         a.offer(4, &1u32);
         assert_eq!(a.due(5), None, "4 is contributed");
-        assert!(reg.borrow_mut().take_complete().is_none(), "b is missing");
+        assert_eq!(reg.borrow().covered(), None, "b is missing");
         b.offer(8, &2u32);
         a.offer(8, &3u32);
-        let (boundary, snap) = reg.borrow_mut().take_complete().unwrap();
-        assert_eq!(boundary, 8);
-        assert_eq!(decode::<u32>(&snap["a"]).unwrap(), 3);
-        assert!(reg.borrow_mut().take_complete().is_none(), "4 was dropped with 8");
+        assert_eq!(reg.borrow().covered(), Some(8));
+        let at =
+            |e: Epoch| reg.borrow().snapshot_at(e).map(|s| s.values().map(|v| decode::<u32>(v).unwrap()).collect());
+        assert_eq!(at(8), Some(vec![3, 2]));
+        assert_eq!(at(4), Some(vec![1, 2]), "b's contribution at 8 stands for 4 too");
+        assert_eq!(at(12), None, "beyond what is covered");
+        reg.borrow_mut().forget_before(8);
+        assert_eq!(at(4), Some(vec![3, 2]), "4 is forgotten: the oldest left stands for it");
         b.finish(11, &9u32);
-        a.offer(10, &4u32);
-        assert!(reg.borrow_mut().take_complete().is_none(), "b's final state stands from 11 on");
         a.offer(12, &5u32);
-        let (boundary, snap) = reg.borrow_mut().take_complete().unwrap();
-        assert_eq!((boundary, decode::<u32>(&snap["b"]).unwrap()), (12, 9));
+        assert_eq!(reg.borrow().covered(), Some(12), "b's final state stands from 11 on");
+        assert_eq!(at(12), Some(vec![5, 9]));
+        assert_eq!(at(8), Some(vec![3, 2]), "before 11, b's contribution at 8");
         assert_eq!(reg.borrow().commit_frontier(Some(12)), Some(0), "nothing durable yet");
         reg.borrow_mut().set_durable(8);
         assert_eq!(reg.borrow().commit_frontier(Some(12)), Some(8));
         assert_eq!(reg.borrow().commit_frontier(Some(5)), Some(5));
+        assert_eq!(reg.borrow().commit_frontier(None), Some(8), "the end is committed only up to the durable");
         assert_eq!(Checkpoints::disabled().borrow().commit_frontier(Some(5)), Some(5));
     }
 

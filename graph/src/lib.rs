@@ -22,8 +22,10 @@ mod enrich;
 pub mod inputs;
 mod observe;
 pub mod outputs;
+pub mod plan;
 mod worker;
 
 pub use inputs::{start_live_weather, Input, LiveWeather};
 pub use outputs::{Services, Target};
+pub use plan::CheckpointPlan;
 pub use worker::{latency_histogram, run_worker, CheckpointReport, Settings, StateSettings, WorkerReport};

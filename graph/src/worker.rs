@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use millionx_dataflow::checkpoint::{Checkpoints, SharedCheckpoints, Snapshot};
+use millionx_dataflow::checkpoint::{Checkpoints, SharedCheckpoints};
+
+use crate::plan::CheckpointPlan;
 use millionx_dataflow::config::Config;
 use millionx_dataflow::quality::QualityWindow;
 use millionx_dataflow::watermark::{WatermarkReport, Watermarks};
@@ -79,6 +81,8 @@ pub struct StateSettings {
     pub resume: Option<Epoch>,
     /// The global indices of this process's workers.
     pub workers: std::ops::Range<usize>,
+    /// Which boundary the workers store next (shared by the process's workers).
+    pub plan: Arc<CheckpointPlan>,
 }
 
 /// What a worker's checkpoints did.
@@ -290,35 +294,66 @@ fn abandon(worker: &mut Worker, error: String) -> String {
     error
 }
 
-/// Takes the newest complete snapshot into `pending` and stores it once the sinks have acknowledged every
-/// epoch before its boundary (so the files and rows of those epochs exist); then the Kafka source may
-/// commit up to it.
+/// One step of the process's checkpoint plan ([`CheckpointPlan`]) for worker `worker`: publishes the newest
+/// boundary it could store (covered by its operators' contributions, every epoch before it acknowledged by
+/// the sinks, so the files and rows of those epochs exist), stores the plan's target when it is due, and
+/// lets the Kafka source commit up to the boundary every worker of the process stored.
 ///
 /// Errors: the store failed (the run stops: offsets are not committed past the last stored snapshot).
-fn store_snapshot(
+fn checkpoint_step(
     st: &StateSettings,
     worker: usize,
     checkpoints: &SharedCheckpoints,
-    pending: &mut Option<(Epoch, Snapshot)>,
     ack: &ProbeHandle<Epoch>,
     report: &mut CheckpointReport,
 ) -> Result<(), String> {
-    if let Some(newer) = checkpoints.borrow_mut().take_complete() {
-        *pending = Some(newer);
+    let ready = {
+        let c = checkpoints.borrow();
+        let every = c.every().max(1);
+        let acked = ack.with_frontier(|f| f.iter().min().copied()).map_or(Epoch::MAX, |f| f / every * every);
+        c.covered().map_or(0, |b| b.min(acked))
+    };
+    let local = worker - st.workers.start;
+    let step = st.plan.step(local, ready);
+    if let Some(boundary) = step.store {
+        let snap = checkpoints
+            .borrow()
+            .snapshot_at(boundary)
+            .ok_or_else(|| format!("checkpoint: worker {worker} has no state for epoch {boundary}"))?;
+        let started = std::time::Instant::now();
+        let bytes = st.store.save(worker, boundary, &snap, st.workers.clone()).map_err(|e| e.to_string())?;
+        report.store_us += started.elapsed().as_micros() as u64;
+        report.written += 1;
+        report.newest = Some(boundary);
+        report.bytes = bytes as u64;
+        checkpoints.borrow_mut().forget_before(boundary);
+        st.plan.stored(local, boundary);
     }
-    let Some((boundary, _)) = pending.as_ref() else { return Ok(()) };
-    if ack.less_than(boundary) {
-        return Ok(());
-    }
-    let Some((boundary, snap)) = pending.take() else { return Ok(()) };
-    let started = std::time::Instant::now();
-    let bytes = st.store.save(worker, boundary, &snap, st.workers.clone()).map_err(|e| e.to_string())?;
-    report.store_us += started.elapsed().as_micros() as u64;
-    report.written += 1;
-    report.newest = Some(boundary);
-    report.bytes = bytes as u64;
-    checkpoints.borrow_mut().set_durable(boundary);
+    checkpoints.borrow_mut().set_durable(step.durable);
     Ok(())
+}
+
+/// A worker's place in the checkpoint plan: leaving without [`Seat::leave`] (an error, a panic) tells the
+/// other workers not to wait for it.
+struct Seat<'a> {
+    plan: &'a CheckpointPlan,
+    local: usize,
+    left: bool,
+}
+
+impl Seat<'_> {
+    fn leave(&mut self) {
+        self.left = true;
+        self.plan.leave(self.local, true);
+    }
+}
+
+impl Drop for Seat<'_> {
+    fn drop(&mut self) {
+        if !self.left {
+            self.plan.leave(self.local, false);
+        }
+    }
 }
 
 /// Builds the graph on `worker` and runs it to completion (or to the first fatal sink error).
@@ -372,7 +407,8 @@ pub fn run_worker(
     if let Some(e) = restore_error {
         return Err(abandon(worker, e));
     }
-    let mut snapshot: Option<(Epoch, Snapshot)> = None;
+    let mut seat =
+        settings.state.as_ref().map(|st| Seat { plan: &st.plan, local: index - st.workers.start, left: false });
 
     let mut last_in_flight = 0u64;
     let mut last_backlog = u64::MAX; // first step exports the gauge (0) when embeddings are on
@@ -397,7 +433,7 @@ pub fn run_worker(
             return Err(abandon(worker, e));
         }
         if let Some(st) = &settings.state {
-            if let Err(e) = store_snapshot(st, index, &checkpoints, &mut snapshot, &ack, &mut report) {
+            if let Err(e) = checkpoint_step(st, index, &checkpoints, &ack, &mut report) {
                 return Err(abandon(worker, e));
             }
         }
@@ -405,12 +441,21 @@ pub fn run_worker(
     if let Some(e) = first_error(&errors) {
         return Err(abandon(worker, e));
     }
-    if let Some(st) = &settings.state {
-        store_snapshot(st, index, &checkpoints, &mut snapshot, &ack, &mut report)?;
+    // The last checkpoint: every worker stores the newest boundary all of them reach, then commits up to it.
+    if let (Some(st), Some(seat)) = (&settings.state, seat.as_mut()) {
+        checkpoint_step(st, index, &checkpoints, &ack, &mut report)?;
+        seat.leave();
+        while !st.plan.settled() {
+            checkpoint_step(st, index, &checkpoints, &ack, &mut report)?;
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        checkpoint_step(st, index, &checkpoints, &ack, &mut report)?;
     }
-    // Every sink flushed and acknowledged everything: commit the next offset of every partition read.
+    // Every sink flushed and acknowledged everything: commit every offset read (with durable state, up to
+    // the last checkpoint).
     if let Some(h) = built.kafka {
-        h.finish().map_err(|e| format!("kafka source: {e}"))?;
+        let frontier = checkpoints.borrow().commit_frontier(None);
+        h.finish(frontier).map_err(|e| format!("kafka source: {e}"))?;
     }
 
     metrics.epochs_in_flight(index, 0);

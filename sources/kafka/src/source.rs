@@ -127,13 +127,14 @@ pub struct KafkaSourceHandle {
 
 impl KafkaSourceHandle {
     /// After the dataflow completed without a sink error (every sink flushed and acknowledged everything):
-    /// commits the next offset of every partition read, then closes the consumer.
+    /// commits the offsets below `frontier` (`None`: every partition's next offset; with durable state, the
+    /// newest checkpoint every worker stored), then closes the consumer.
     ///
     /// Errors: the commit request failed (the broker's message; offsets stay at the last commit, the next
     /// run re-reads from there).
-    pub fn finish(&self) -> Result<(), String> {
+    pub fn finish(&self, frontier: Option<Epoch>) -> Result<(), String> {
         let mut shared = self.shared.borrow_mut();
-        let result = shared.commit(None).map(|_| ());
+        let result = shared.commit(frontier).map(|_| ());
         shared.consumer = None;
         result
     }
@@ -572,14 +573,19 @@ pub fn kafka_source_for<'scope>(
                 for c in held.iter_mut() {
                     c.downgrade(&cap_epoch);
                 }
-                if let Some((slot, b)) = checkpoint.as_mut().and_then(|s| s.due(cap_epoch).map(|b| (s, b))) {
-                    let next = sh
-                        .parts
-                        .iter()
-                        .enumerate()
-                        .map(|(i, p)| ((p.topic.clone(), p.partition), sh.ledger.resume_at(i, b).unwrap_or(p.start)))
-                        .collect();
-                    slot.offer(b, &SourceState { next });
+                // Every boundary passed gets its own offsets, so every worker has a snapshot of each.
+                if let Some(slot) = checkpoint.as_mut() {
+                    for b in slot.due_each(cap_epoch) {
+                        let next = sh
+                            .parts
+                            .iter()
+                            .enumerate()
+                            .map(|(i, p)| {
+                                ((p.topic.clone(), p.partition), sh.ledger.resume_at(i, b).unwrap_or(p.start))
+                            })
+                            .collect();
+                        slot.offer(b, &SourceState { next });
+                    }
                 }
             }
             control.high_epoch.fetch_max(cap_epoch, Ordering::Relaxed);

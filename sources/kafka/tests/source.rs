@@ -61,7 +61,7 @@ fn bad_messages_are_dead_letters_and_the_end_is_committed() {
         });
         let (handle, lines, dead) = handle;
         while worker.step_or_park(Some(Duration::from_millis(10))) {}
-        handle.finish().unwrap();
+        handle.finish(None).unwrap();
         let timed = |rx: std::sync::mpsc::Receiver<Event<Epoch, Vec<RawLine>>>| -> Vec<(Epoch, RawLine)> {
             rx.try_iter()
                 .flat_map(|e| match e {
