@@ -546,8 +546,13 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     if state.is_none() && args.process == 0 {
         clean_outputs(&config.output.dir).map_err(Failure::Usage)?;
     }
-    if let Some(b) = state.as_ref().and_then(|s| s.resume) {
-        eprintln!("state: resuming from the checkpoint at epoch {b}");
+    match state.as_ref().map(|s| s.resume) {
+        Some(Some(b)) => eprintln!("state: resuming from the checkpoint at epoch {b}"),
+        Some(None) => eprintln!(
+            "state: no checkpoint yet: starting with empty operator state at the consumer group's committed \
+             offsets (none are committed before the first checkpoint); earlier output in --out is removed"
+        ),
+        None => {}
     }
     let kafka_dlq = match &input {
         Input::Kafka { config, .. } if config.produce_dlq => Some(config.clone()),

@@ -248,10 +248,12 @@ fn sigterm_before_the_first_checkpoint_commits_nothing_and_the_restart_loses_not
     let tmp = tempfile::tempdir().unwrap();
     let broker = loaded_broker(tmp.path(), 2);
     let config = write_config(tmp.path(), "").with_file_name("rare.toml");
-    std::fs::write(&config, std::fs::read_to_string(tmp.path().join("millionx.toml")).unwrap().replace(
-        "checkpoint_epochs = 2",
-        "checkpoint_epochs = 1000",
-    ))
+    std::fs::write(
+        &config,
+        std::fs::read_to_string(tmp.path().join("millionx.toml"))
+            .unwrap()
+            .replace("checkpoint_epochs = 2", "checkpoint_epochs = 1000"),
+    )
     .unwrap();
     let reference = tmp.path().join("reference");
     run_to_end(&config, &reference, &broker.addr, "reference", &[]);

@@ -36,8 +36,10 @@ pub struct Header {
 pub enum StateError {
     /// The file belongs to another format, worker count or configuration.
     #[error(
-        "state file {path}: written with {found}, this run has {want}; pass --fresh-state to discard it \
-         (the run then starts from the consumer group's committed offsets with empty operator state)"
+        "state file {path}: written with {found}, this run has {want}; run again with the settings it was \
+         written with, or pass --fresh-state to discard it together with every output file in --out (the run \
+         then starts from the consumer group's committed offsets with empty operator state: use a new --group \
+         to read the topics from the start)"
     )]
     Mismatch {
         /// The file.
