@@ -74,7 +74,7 @@
 //! idle_ms = 5000               # ≥ 1
 //! exit_at_end = false          # --exit-at-end
 //! fetch_buffer_kib = 16384     # ≥ 1
-//! fetch_wait_max_ms = 100      # 1..=10000
+//! fetch_wait_max_ms = 500      # 1..=10000
 //! request_timeout_ms = 10000   # ≥ 100
 //! delivery_timeout_ms = 300000 # 1000..=900000
 //!

@@ -26,6 +26,7 @@
 //! - [`produce::run_produce`]: `millionx produce`, loads a data set into the topics.
 
 pub mod assign;
+pub mod highs;
 pub mod ledger;
 pub mod produce;
 pub mod source;

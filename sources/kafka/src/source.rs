@@ -22,6 +22,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::{ProbeHandle, Scope, Stream};
 
 use crate::assign::{assignment, TopicPartition};
+use crate::highs::HighWatermarks;
 use crate::ledger::OffsetLedger;
 use millionx_kafka_client::{KafkaConfig, OffsetReset, WATERMARK_HEADER};
 
@@ -44,9 +45,12 @@ pub struct KafkaStreams<'scope> {
     pub partitions: BTreeMap<StreamKind, Vec<u32>>,
 }
 
+/// The source's consumer: its context keeps the high watermarks of librdkafka's statistics.
+type SourceConsumer = BaseConsumer<HighWatermarks>;
+
 /// Shared between the operator and the worker's run loop: the consumer, the ledger, counters.
 struct Shared {
-    consumer: Option<BaseConsumer>,
+    consumer: Option<SourceConsumer>,
     parts: Vec<PartitionState>,
     ledger: OffsetLedger,
     commits: u64,
@@ -94,7 +98,8 @@ impl Shared {
     }
 
     /// Records `millionx_kafka_consumer_lag_messages{topic,partition}` = high watermark − next offset of every
-    /// partition whose high watermark was refreshed at `refreshed` (or of every partition when `None`).
+    /// partition whose high watermark a statistics report refreshed at `refreshed` (or of every partition when
+    /// `None`).
     fn record_lag(&self, refreshed: Option<Instant>) {
         let Some(m) = &self.metrics else { return };
         for p in self.parts.iter().filter(|p| refreshed.is_none_or(|t| p.high_checked == t)) {
@@ -164,10 +169,12 @@ struct PartitionState {
     next: i64,
     /// Where this run started reading.
     start: i64,
-    /// High watermark as last fetched (next offset the broker will assign).
+    /// High watermark (next offset the broker will assign): at the start from the broker, then as librdkafka's
+    /// statistics report it.
     high: i64,
     /// High watermark when the run started (`exit_at_end` stops there).
     end_at_start: i64,
+    /// When a statistics report last carried `high`.
     high_checked: Instant,
     last_message: Instant,
     idle_reported: bool,
@@ -198,7 +205,7 @@ struct SourceState {
 }
 
 fn start_offsets(
-    consumer: &BaseConsumer,
+    consumer: &SourceConsumer,
     config: &KafkaConfig,
     mine: &[TopicPartition],
     restored: &BTreeMap<(String, i32), i64>,
@@ -283,9 +290,10 @@ pub fn kafka_source_for<'scope>(
     let index = scope.index();
     let peers = scope.peers();
     let client_id = format!("millionx-w{index}");
-    let consumer: BaseConsumer = config
+    let consumer: SourceConsumer = config
         .consumer_config(&client_id)
-        .create()
+        .set("statistics.interval.ms", STATS_INTERVAL.as_millis().to_string())
+        .create_with_context(HighWatermarks::default())
         .map_err(|e| KafkaSourceError(format!("creating the consumer: {e}")))?;
     let timeout = Duration::from_millis(config.request_timeout_ms);
     let mut topics = Vec::new();
@@ -360,8 +368,6 @@ pub fn kafka_source_for<'scope>(
     let idle_after = Duration::from_millis(config.idle_ms);
     let exit_at_end = config.exit_at_end;
     let reader = index as u32;
-    const HIGH_REFRESH: Duration = Duration::from_millis(250);
-    const LAG_REFRESH: Duration = Duration::from_secs(1);
     const IDLE_POLL: Duration = Duration::from_millis(5);
 
     control.high_epoch.fetch_max(resume, Ordering::Relaxed);
@@ -373,6 +379,8 @@ pub fn kafka_source_for<'scope>(
         let mut caps = Some(caps);
         let mut max_emitted: Option<Epoch> = None;
         let mut acked: Option<Option<Epoch>> = None;
+        // The number of the last statistics report whose high watermarks were taken.
+        let mut stats_seen = 0u64;
         move |_frontiers| {
             let Some(held) = caps.as_mut() else { return };
             let mut guard = shared.borrow_mut();
@@ -509,16 +517,13 @@ pub fn kafka_source_for<'scope>(
                 }
             }
 
-            // High watermarks: refreshed at most every 250 ms per caught-up partition (caught-up detection) and
-            // every second per partition behind (the lag metric); one ListOffsets round trip each.
+            // High watermarks from librdkafka's statistics (every `STATS_INTERVAL`, served by the polls above):
+            // no broker round trip on the worker thread (see `crate::highs`).
+            let highs = consumer.context().newer_than(&mut stats_seen);
             for p in sh.parts.iter_mut() {
-                let every = if p.next >= p.high { HIGH_REFRESH } else { LAG_REFRESH };
-                if now.duration_since(p.high_checked) >= every {
+                if let Some(&high) = highs.as_ref().and_then(|h| h.get(&(p.topic.clone(), p.partition))) {
+                    p.high = p.high.max(high);
                     p.high_checked = now;
-                    if let Ok((_, high)) = consumer.fetch_watermarks(&p.topic, p.partition, Duration::from_millis(500))
-                    {
-                        p.high = p.high.max(high);
-                    }
                 }
                 let caught_up = p.next >= p.high;
                 if caught_up && !p.idle_reported && now.duration_since(p.last_message) >= idle_after {
@@ -527,7 +532,9 @@ pub fn kafka_source_for<'scope>(
                 }
             }
 
-            sh.record_lag(Some(now));
+            if highs.is_some() {
+                sh.record_lag(Some(now));
+            }
 
             for (slot, out) in outs.iter_mut().enumerate() {
                 let mut handle = out.activate();
@@ -599,6 +606,9 @@ pub fn kafka_source_for<'scope>(
     });
     Ok((KafkaStreams { lines, dead, idle_reports, partitions }, handle))
 }
+
+/// How often librdkafka reports its statistics, the high watermarks among them (caught-up detection, lag).
+const STATS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A watermark report of partition `p` (never `done`: a Kafka partition does not end).
 fn partition_report(p: &PartitionState, reader: u32, max_event_time: Option<EventTime>, idle: bool) -> WatermarkReport {
