@@ -591,8 +591,10 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     }
     let summary = Summary::from_reports(&reports, elapsed, &latency);
     print!("{}", summary.render());
-    if let Some(pool) = &embed {
-        println!("{}", embedding_summary(&embed_stats, &pool.stats(), pool.encoder().runtime()));
+    let embeddings =
+        embed.as_ref().map(|pool| embedding_summary(&embed_stats, &pool.stats(), pool.encoder().runtime()));
+    if let Some((line, _)) = &embeddings {
+        println!("{line}");
     }
     let name = if args.processes > 1 { format!("summary-p{}.json", args.process) } else { "summary.json".to_owned() };
     let mut summary = serde_json::to_value(&summary).map_err(|e| Failure::Run(e.to_string()))?;
@@ -602,9 +604,15 @@ pub fn run(args: &RunArgs) -> Result<(), Failure> {
     // A run stopped by SIGINT/SIGTERM drained and flushed what it had read; the rest is read by the next run.
     let signalled = stop.load(std::sync::atomic::Ordering::SeqCst);
     if signalled {
-        println!("stopped by SIGINT/SIGTERM: reading stopped, everything read was flushed");
+        println!(
+            "stopped by SIGINT/SIGTERM: reading stopped, everything read was flushed (Kafka with checkpoints: \
+             offsets committed up to the last checkpoint, from which the next run replays)"
+        );
     }
     summary["stopped_by_signal"] = serde_json::Value::Bool(signalled);
+    if let Some((_, json)) = embeddings {
+        summary["embeddings"] = json;
+    }
     if let Some((line, json)) = crate::resume::summary_line(&reports, state.as_ref()) {
         println!("{line}");
         summary["state"] = json;
@@ -655,15 +663,27 @@ fn start_embedding(
     Ok((pool, embed_config, Arc::new(millionx_embed::EmbedStats::default())))
 }
 
-/// One line on what embedding did in a run: backend and precision, records embedded, coverage, late (deadline), cache hits, batches
-/// and the batch latency p95 (ms).
+/// What embedding did in a run, as one line and as `summary.json`'s `embeddings`: backend and precision,
+/// records embedded, coverage, late (deadline), cache hits, batches and the batch latency p95 (ms).
 fn embedding_summary(
     stats: &millionx_embed::EmbedStats,
     pool: &millionx_embed::PoolStats,
     runtime: millionx_embed::Runtime,
-) -> String {
+) -> (String, serde_json::Value) {
     use std::sync::atomic::Ordering::Relaxed;
-    format!(
+    let json = serde_json::json!({
+        "backend": runtime.backend,
+        "precision": runtime.precision.as_str(),
+        "records_in": stats.records_in.load(Relaxed),
+        "embedded": stats.embedded.load(Relaxed),
+        "coverage": stats.coverage(),
+        "past_deadline": stats.late.load(Relaxed),
+        "failed": stats.failed.load(Relaxed),
+        "batches": pool.batches,
+        "batch_p95_ms": pool.batch_p95_us as f64 / 1000.0,
+        "cache_hits": pool.cache_hits,
+    });
+    let line = format!(
         "embeddings: {runtime}, {} of {} records embedded (coverage {:.1}%), {} past the deadline, {} failed; {} texts through \
          the model in {} batches (p95 {:.0} ms), {} cache hits, {} coalesced",
         stats.embedded.load(Relaxed),
@@ -676,7 +696,8 @@ fn embedding_summary(
         pool.batch_p95_us as f64 / 1000.0,
         pool.cache_hits,
         pool.coalesced
-    )
+    );
+    (line, json)
 }
 
 /// Writes `h` (µs) as an HdrHistogram percentile distribution in ms (the `.hgrm` text format).

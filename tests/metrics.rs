@@ -216,6 +216,13 @@ fn pipeline_exports_every_metric_the_ops_files_use() {
         );
         assert_eq!(sum(&samples, "millionx_embedding_backlog_records", &[]), 0.0, "nothing waits after the run");
         assert!(exported.contains("millionx_embedding_backlog_records"), "backlog gauge exported");
+        // The summary file says the same: every record embedded, and by which backend.
+        let summary: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+        let e = &summary["embeddings"];
+        assert_eq!(e["coverage"], 1.0, "{e}");
+        assert_eq!(e["embedded"], e["records_in"], "{e}");
+        assert!(e["backend"] == "openvino" || e["backend"] == "candle", "{e}");
     }
     let posts = sum(&samples, "millionx_pipeline_records_out_total", &["stream=\"social\""]);
     let orders = sum(&samples, "millionx_pipeline_records_out_total", &["stream=\"market\""]);

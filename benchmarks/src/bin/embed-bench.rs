@@ -13,6 +13,8 @@
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use clap::Parser;
+
 use millionx_dataflow::catalog::PRODUCTS;
 use millionx_dataflow::City;
 use millionx_embed::{EmbedBackend, EmbedPool, PoolConfig};
@@ -74,15 +76,38 @@ fn cpu_time() -> Option<Duration> {
     Some(Duration::from_millis((utime + stime) * 10))
 }
 
-fn arg_value(args: &[String], name: &str) -> Option<String> {
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned()
+/// Sentences per CPU-second of the embedding pool for each backend, thread layout and batch size.
+#[derive(Parser, Debug)]
+#[command(name = "embed-bench")]
+struct Args {
+    /// Distinct texts per configuration.
+    #[arg(long, default_value_t = 512)]
+    sentences: usize,
+    /// Batch sizes (texts per model call), comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "8,32,128")]
+    batches: Vec<usize>,
+    /// Backends: candle, openvino-bf16, openvino-f32, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "candle,openvino-bf16,openvino-f32")]
+    backends: Vec<String>,
+    /// Internal: run one configuration in this process (set by the parent).
+    #[arg(long, hide = true)]
+    child: bool,
+    /// Internal (child): the batch size.
+    #[arg(long, hide = true)]
+    batch: Option<usize>,
+    /// Internal (child): pool threads.
+    #[arg(long, hide = true)]
+    threads: Option<usize>,
+    /// Internal (child): `candle` or `openvino`.
+    #[arg(long, hide = true)]
+    backend: Option<String>,
 }
 
-fn child(args: &[String]) -> Result<(), String> {
-    let n: usize = arg_value(args, "--sentences").and_then(|v| v.parse().ok()).unwrap_or(512);
-    let batch: usize = arg_value(args, "--batch").and_then(|v| v.parse().ok()).ok_or("--batch N required")?;
-    let threads: usize = arg_value(args, "--threads").and_then(|v| v.parse().ok()).ok_or("--threads N required")?;
-    let backend = match arg_value(args, "--backend").as_deref() {
+fn child(args: &Args) -> Result<(), String> {
+    let n = args.sentences;
+    let batch = args.batch.ok_or("--batch N required")?;
+    let threads = args.threads.ok_or("--threads N required")?;
+    let backend = match args.backend.as_deref() {
         Some("candle") => EmbedBackend::Candle,
         Some("openvino") => EmbedBackend::Openvino,
         _ => return Err("--backend candle|openvino required".into()),
@@ -126,17 +151,15 @@ fn child(args: &[String]) -> Result<(), String> {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    if args.iter().any(|a| a == "--child") {
+    let args = Args::parse();
+    if args.child {
         if let Err(e) = child(&args) {
             eprintln!("embed-bench: {e}");
             std::process::exit(1);
         }
         return;
     }
-    let n = arg_value(&args, "--sentences").unwrap_or_else(|| "512".into());
-    let backends = arg_value(&args, "--backends").unwrap_or_else(|| "candle,openvino-bf16,openvino-f32".into());
-    let batches = arg_value(&args, "--batches").unwrap_or_else(|| "8,32,128".into());
+    let n = args.sentences.to_string();
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -149,8 +172,8 @@ fn main() {
         [("1 thread", 1usize, 1usize), ("2 threads: 2 pool × 1", 2, 1), ("2 threads: 1 pool × 2 intra-op", 1, 2)];
     println!("| backend | threads | batch | sentences | mean tokens | wall s | CPU s | sentences/s | sentences per CPU-s | batch p50 ms | batch p99 ms |");
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
-    for name in backends.split(',') {
-        let (backend, precision) = match name {
+    for name in &args.backends {
+        let (backend, precision) = match name.as_str() {
             "candle" => ("candle", ""),
             "openvino-bf16" => ("openvino", "bf16"),
             "openvino-f32" => ("openvino", "f32"),
@@ -163,9 +186,10 @@ fn main() {
             if backend == "openvino" && intra > 1 {
                 continue;
             }
-            for b in batches.split(',') {
+            for b in &args.batches {
                 let out = Command::new(&exe)
-                    .args(["--child", "--sentences", &n, "--batch", b, "--threads", &pool_threads.to_string()])
+                    .args(["--child", "--sentences", &n, "--batch", &b.to_string()])
+                    .args(["--threads", &pool_threads.to_string()])
                     .args(["--backend", backend])
                     .env("RAYON_NUM_THREADS", intra.to_string())
                     .env("MILLIONX_OPENVINO_PRECISION", precision)
