@@ -25,17 +25,17 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-/// Small epochs and batches and a checkpoint every 2 epochs: a few thousand records make many checkpoints,
-/// flushes and kill points. `idle_ms` is long: an idleness report depends on wall-clock time, and the
-/// uninterrupted reference run must be the one deterministic answer.
-fn write_config(dir: &Path, extra: &str) -> PathBuf {
+/// Small epochs and batches and a checkpoint every `checkpoint_epochs` epochs (2 in most tests: a few
+/// thousand records make many checkpoints, flushes and kill points). `idle_ms` is long: an idleness report
+/// depends on wall-clock time, and the uninterrupted reference run must be the one deterministic answer.
+fn write_config(dir: &Path, checkpoint_epochs: u64, extra: &str) -> PathBuf {
     let p = dir.join("millionx.toml");
     std::fs::write(
         &p,
         format!(
             "[batch]\nmax_records = 150\nmax_age_ms = 200\nlinger_ms = 50\n\n\
              [kafka]\nepoch_messages = 250\nidle_ms = 600000\nmax_epochs_unacknowledged = 2\nmax_poll_records = 100\n\n\
-             [state]\ncheckpoint_epochs = 2\n{extra}"
+             [state]\ncheckpoint_epochs = {checkpoint_epochs}\n{extra}"
         ),
     )
     .unwrap();
@@ -136,6 +136,12 @@ fn run_to_end(config: &Path, out: &Path, broker: &str, group: &str, extra: &[&st
     stderr
 }
 
+/// The output of an uninterrupted run (group `reference`) into `out`, as [`canonical`] sets.
+fn reference_output(config: &Path, out: &Path, broker: &str) -> BTreeMap<String, Vec<String>> {
+    run_to_end(config, out, broker, "reference", &[]);
+    canonical(out)
+}
+
 /// Kills a run at each point of `plan` in turn — `(hook, 0)` at the hook's pause, `(None, n)` once `n` more
 /// batch files exist — restarting with the same group and folders, then runs to the end. A run that ends
 /// before its kill point ends the plan. Returns `(kills, runs that resumed from a checkpoint)`.
@@ -190,11 +196,8 @@ fn assert_same(want: &BTreeMap<String, Vec<String>>, got: &BTreeMap<String, Vec<
 fn kill_9_at_a_checkpoint_write_a_flush_and_at_random_then_restart_equals_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = loaded_broker(tmp.path(), 1);
-    let config = write_config(tmp.path(), "");
-
-    let reference = tmp.path().join("reference");
-    run_to_end(&config, &reference, &broker.addr, "reference", &[]);
-    let want = canonical(&reference);
+    let config = write_config(tmp.path(), 2, "");
+    let want = reference_output(&config, &tmp.path().join("reference"), &broker.addr);
     assert!(want["SOCIAL_POSTS"].len() > 2000 && want["quality"].len() > 10, "the data set exercises the outputs");
 
     let crashed = tmp.path().join("crashed");
@@ -220,11 +223,8 @@ fn kill_9_at_a_checkpoint_write_a_flush_and_at_random_then_restart_equals_an_uni
 fn two_partitions_per_topic_kill_9_then_restart_and_rerun_equal_an_uninterrupted_run() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = loaded_broker(tmp.path(), 2);
-    let config = write_config(tmp.path(), "");
-
-    let reference = tmp.path().join("reference");
-    run_to_end(&config, &reference, &broker.addr, "reference", &[]);
-    let want = canonical(&reference);
+    let config = write_config(tmp.path(), 2, "");
+    let want = reference_output(&config, &tmp.path().join("reference"), &broker.addr);
     assert!(want["SOCIAL_POSTS"].len() > 4000 && want["quality"].len() > 10, "the data set exercises the outputs");
     let again = tmp.path().join("again");
     run_to_end(&config, &again, &broker.addr, "again", &[]);
@@ -247,17 +247,8 @@ fn two_partitions_per_topic_kill_9_then_restart_and_rerun_equal_an_uninterrupted
 fn sigterm_before_the_first_checkpoint_commits_nothing_and_the_restart_loses_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let broker = loaded_broker(tmp.path(), 2);
-    let config = write_config(tmp.path(), "").with_file_name("rare.toml");
-    std::fs::write(
-        &config,
-        std::fs::read_to_string(tmp.path().join("millionx.toml"))
-            .unwrap()
-            .replace("checkpoint_epochs = 2", "checkpoint_epochs = 1000"),
-    )
-    .unwrap();
-    let reference = tmp.path().join("reference");
-    run_to_end(&config, &reference, &broker.addr, "reference", &[]);
-    let want = canonical(&reference);
+    let config = write_config(tmp.path(), 1000, "");
+    let want = reference_output(&config, &tmp.path().join("reference"), &broker.addr);
 
     let out = tmp.path().join("stopped");
     let mut run = start(&config, &out, &broker.addr, "stopped", &[], None);
@@ -310,7 +301,7 @@ fn kill_9_into_the_weaviate_double_then_restart_stores_exactly_the_uninterrupted
         .map(|(i, d)| {
             let dir = tmp.path().join(format!("c{i}"));
             std::fs::create_dir_all(&dir).unwrap();
-            let config = write_config(&dir, &format!("[weaviate]\nurl = \"{}\"\n", d.url()));
+            let config = write_config(&dir, 2, &format!("[weaviate]\nurl = \"{}\"\n", d.url()));
             run_ok(&["weaviate", "schema", "--config", s(&config)]);
             config
         })
@@ -392,7 +383,7 @@ fn kill_9_into_fakesnow_then_restart_leaves_exactly_the_uninterrupted_rows() {
                 password.display()
             );
             emulators.push(emulator);
-            let config = write_config(&dir, &table);
+            let config = write_config(&dir, 2, &table);
             run_ok(&["snowflake", "schema", "--apply", "--config", s(&config)]);
             config
         })
@@ -431,7 +422,7 @@ fn chaos_kill_9_at_random_instants() {
         run_ok(&[&["gen", "--out", s(&data)][..], &args[..]].concat());
     }
     run_ok(&["produce", "--input", s(&data), "--brokers", &broker.addr]);
-    let config = write_config(tmp.path(), "");
+    let config = write_config(tmp.path(), 2, "");
 
     let timed = |group: &str, extra: &[&str]| {
         let out = tmp.path().join(group);

@@ -117,8 +117,7 @@ impl Checkpoints {
     /// Drops the contributions that stand only for boundaries before `boundary` (it was stored).
     pub fn forget_before(&mut self, boundary: Epoch) {
         for offers in self.offered.values_mut() {
-            let keep = offers.split_off(&boundary);
-            *offers = keep;
+            offers.retain(|b, _| *b >= boundary);
         }
     }
 
