@@ -229,7 +229,8 @@ fn stream(social_kind: bool, n: usize, start_ms: i64, hours: u32, a: &GenArgs, r
     lines
 }
 
-/// Writes the three files. Errors: a bad `--start`, or the folder cannot be written.
+/// Writes the three files and prints one line per file (path, lines) to stdout. Errors: a bad `--start`,
+/// or the folder cannot be written.
 pub fn run(a: &GenArgs) -> Result<(), String> {
     let start = EventTime::parse_rfc3339(&a.start).ok_or_else(|| format!("--start: not RFC 3339: {}", a.start))?.0;
     for (name, rate) in [("--bad-rate", a.bad_rate), ("--dup-rate", a.dup_rate), ("--late-rate", a.late_rate)] {
@@ -247,9 +248,10 @@ pub fn run(a: &GenArgs) -> Result<(), String> {
     for (name, lines) in files {
         let path = a.out.join(name);
         let mut f = fs::File::create(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        for l in lines {
+        for l in &lines {
             writeln!(f, "{l}").map_err(|e| format!("{}: {e}", path.display()))?;
         }
+        println!("gen: wrote {} ({} lines)", path.display(), lines.len());
     }
     Ok(())
 }

@@ -278,7 +278,7 @@ fn check_run(input: &Path, out: &Path) {
 fn own_generator_run_is_correct_record_by_record() {
     let dir = tempfile::tempdir().unwrap();
     let (input, out) = (dir.path().join("in"), dir.path().join("out"));
-    run_ok(&[
+    let generated = run_ok(&[
         "gen",
         "--out",
         input.to_str().unwrap(),
@@ -291,6 +291,14 @@ fn own_generator_run_is_correct_record_by_record() {
         "--bad-rate",
         "0.05",
     ]);
+    let said = String::from_utf8_lossy(&generated.stdout);
+    for file in ["weather.jsonl", "social.jsonl", "market.jsonl"] {
+        let path = input.join(file);
+        let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+        assert!(lines > 0);
+        let line = format!("gen: wrote {} ({lines} lines)", path.display());
+        assert!(said.lines().any(|l| l == line), "`{line}` not in gen's output:\n{said}");
+    }
     run_ok(&["run", "--embed", "off", "--input", input.to_str().unwrap(), "--out", out.to_str().unwrap(), "-w", "2"]);
     check_run(&input, &out);
 }

@@ -75,6 +75,7 @@
 //! exit_at_end = false          # --exit-at-end
 //! fetch_buffer_kib = 16384     # ≥ 1
 //! fetch_wait_max_ms = 500      # 1..=10000
+//! fetch_min_bytes = 1          # 1..=100000000
 //! request_timeout_ms = 10000   # ≥ 100
 //! delivery_timeout_ms = 300000 # 1000..=900000
 //!

@@ -58,6 +58,9 @@ struct Args {
     /// Scratch folder.
     #[arg(long, default_value = "/tmp/millionx-live-bench")]
     scratch: PathBuf,
+    /// A millionx config file for the Kafka runs (`run --config`, e.g. a `[kafka]` table to compare settings).
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 const TOPICS: [&str; 4] = ["validated.social", "validated.market", "context.weather", "dlq.millionx"];
@@ -286,6 +289,11 @@ fn run_cmd(args: &Args) -> Command {
     c
 }
 
+/// `run --config FILE` when the benchmark was given one (the Kafka runs only).
+fn config_args(args: &Args) -> Vec<std::ffi::OsString> {
+    args.config.iter().flat_map(|f| ["--config".into(), f.clone().into_os_string()]).collect()
+}
+
 fn live(
     args: &Args,
     msgs: &[(&'static str, String, String)],
@@ -301,6 +309,7 @@ fn live(
         .args(["run", "--embed", "off", "-w", &args.workers.to_string(), "--out"])
         .arg(&out)
         .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "bench"])
+        .args(config_args(args))
         .spawn()
         .map_err(|e| e.to_string())?;
     std::thread::sleep(Duration::from_secs(2)); // connected and assigned
@@ -419,13 +428,17 @@ fn catch_up(args: &Args, data: &Path, total: u64, report: &mut String) -> Result
         Ok(t.elapsed().as_secs_f64())
     };
     let w = args.workers.to_string();
-    let kafka =
-        time(
-            run_cmd(args)
-                .args(["run", "--embed", "off", "-w", &w, "--out"])
-                .arg(args.scratch.join("catch-kafka"))
-                .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "catch", "--exit-at-end"]),
-        )?;
+    // A previous run's output and state (another `-w`) must not be resumed.
+    for dir in ["catch-kafka", "catch-file"] {
+        let _ = std::fs::remove_dir_all(args.scratch.join(dir));
+    }
+    let kafka = time(
+        run_cmd(args)
+            .args(["run", "--embed", "off", "-w", &w, "--out"])
+            .arg(args.scratch.join("catch-kafka"))
+            .args(["--source", "kafka", "--brokers", &broker.addr, "--group", "catch", "--exit-at-end"])
+            .args(config_args(args)),
+    )?;
     let file = time(
         run_cmd(args)
             .args(["run", "--embed", "off", "-w", &w, "--input"])

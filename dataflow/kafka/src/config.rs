@@ -59,6 +59,9 @@ pub struct KafkaConfig {
     /// batch of the partition first, so a short wait returns a handful of messages per fetch once a partition holds
     /// many batches (issue 15: 100k+100k records, `-w 2`, caught up in 128.5 s with 100 ms, 10.3 s with 500 ms).
     pub fetch_wait_max_ms: u32,
+    /// librdkafka `fetch.min.bytes`: least data a broker gathers before it answers a fetch early, bytes
+    /// (1–100,000,000, librdkafka's range). Default 1 (librdkafka's): answer as soon as any message is there.
+    pub fetch_min_bytes: u32,
     /// Metadata / commit / watermark request timeout, ms. ≥ 100.
     pub request_timeout_ms: u64,
     /// librdkafka `message.timeout.ms` of every producer (DLQ, `produce`, the weather fetcher): how long a
@@ -86,6 +89,7 @@ impl Default for KafkaConfig {
             exit_at_end: false,
             fetch_buffer_kib: 16 * 1024,
             fetch_wait_max_ms: 500,
+            fetch_min_bytes: 1,
             request_timeout_ms: 10_000,
             delivery_timeout_ms: 300_000,
         }
@@ -183,6 +187,9 @@ impl KafkaConfig {
         if !(1..=10_000).contains(&self.fetch_wait_max_ms) {
             return Err(err("fetch_wait_max_ms", "must be between 1 and 10000"));
         }
+        if !(1..=100_000_000).contains(&self.fetch_min_bytes) {
+            return Err(err("fetch_min_bytes", "must be between 1 and 100000000"));
+        }
         if self.request_timeout_ms < 100 {
             return Err(err("request_timeout_ms", "must be at least 100"));
         }
@@ -218,6 +225,7 @@ impl KafkaConfig {
             )
             .set("queued.max.messages.kbytes", self.fetch_buffer_kib.to_string())
             .set("fetch.wait.max.ms", self.fetch_wait_max_ms.to_string())
+            .set("fetch.min.bytes", self.fetch_min_bytes.to_string())
             .set("socket.timeout.ms", self.request_timeout_ms.max(10).to_string());
         c
     }
@@ -322,6 +330,10 @@ mod tests {
         assert_eq!(e.key, "kafka.brokers");
         let e = KafkaConfig::from_table(table("[kafka]\nepoch_messages = 0\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.epoch_messages");
+        let e = KafkaConfig::from_table(table("[kafka]\nfetch_min_bytes = 0\n"), &Env::empty()).unwrap_err();
+        assert_eq!(e.key, "kafka.fetch_min_bytes");
+        let ok = KafkaConfig::from_table(table("[kafka]\nfetch_min_bytes = 262144\n"), &Env::empty()).unwrap();
+        assert_eq!(ok.consumer_config("c").get("fetch.min.bytes"), Some("262144"));
         let e =
             KafkaConfig::from_table(table("[kafka]\ndlq_topic = \"validated.social\"\n"), &Env::empty()).unwrap_err();
         assert_eq!(e.key, "kafka.dlq_topic");
